@@ -1,0 +1,186 @@
+"""The schema of ``params.yaml``: every key, its type and its range, checked before any work.
+
+A validation failure names the offending key path (``manipulation.blurred.sigma``) so a user
+can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+class StrictModel(BaseModel):
+    """A model that rejects unknown keys (typos must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(StrictModel):
+    """One CLIP model: an open_clip architecture plus a pretrained tag or checkpoint file."""
+
+    arch: str = Field(description="open_clip architecture name, e.g. ViT-B-32, or cliprobe-smoke")
+    pretrained: str | None = Field(
+        default=None,
+        description="open_clip pretrained tag (openai, laion2b_s34b_b79k, ...), a local "
+        "checkpoint file, or null for seeded random weights",
+    )
+    random_init_seed: int | None = Field(
+        default=None, description="required when pretrained is null: seed of the random weights"
+    )
+    precision: Literal["fp32", "fp16", "bf16", "amp", "amp_bf16"] = "fp32"
+    force_quick_gelu: bool | None = Field(
+        default=None, description="null = follow the pretrained tag's activation (SPEC §7)"
+    )
+    features: Literal["global"] = Field(
+        default="global", description="which image feature is embedded (the CLIP embedding)"
+    )
+
+    @model_validator(mode="after")
+    def _random_weights_need_a_seed(self) -> ModelConfig:
+        if self.pretrained is None and self.random_init_seed is None:
+            raise ValueError(
+                "pretrained is null (random weights) but random_init_seed is not set; "
+                "set random_init_seed so the weights are reproducible"
+            )
+        return self
+
+    @property
+    def is_random(self) -> bool:
+        """True when the model has random weights (never a trained CLIP)."""
+        return self.pretrained is None
+
+    @property
+    def pretrained_is_file(self) -> bool:
+        """True when ``pretrained`` names a local checkpoint file rather than a tag."""
+        return self.pretrained is not None and (
+            os.sep in self.pretrained or self.pretrained.endswith((".pt", ".bin", ".safetensors"))
+        )
+
+
+class SampleSource(StrictModel):
+    """The built-in sample: photos shipped inside scikit-image and scikit-learn wheels."""
+
+    kind: Literal["sample"]
+
+
+class ImageFolderSource(StrictModel):
+    """A folder of class sub-folders, or a flat folder plus a ``path,label`` CSV."""
+
+    kind: Literal["image_folder"]
+    path: str
+    labels_csv: str | None = None
+
+
+DatasetSource = Annotated[SampleSource | ImageFolderSource, Field(discriminator="kind")]
+
+
+class SubsampleConfig(StrictModel):
+    """Seed 001's subsampling: N classes and/or M images per class, chosen with a seed."""
+
+    classes: int | None = Field(default=None, gt=0)
+    per_class: int | None = Field(default=None, gt=0)
+    seed: int = 0
+
+
+class DatasetConfig(StrictModel):
+    """One dataset: where its images come from and how it is subsampled."""
+
+    source: DatasetSource
+    subsample: SubsampleConfig = SubsampleConfig()
+
+
+class ManipulationConfig(BaseModel):
+    """One manipulation cell: a registry function name plus that function's parameters."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    function: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The function's parameters (everything but ``function``)."""
+        return dict(self.model_extra or {})
+
+
+class EmbedConfig(StrictModel):
+    """Execution settings of the embedding stages (speed, not results)."""
+
+    batch_size: int = Field(default=32, gt=0)
+    num_workers: int | Literal["auto"] = "auto"
+    chunk_size: int = Field(default=512, gt=0)
+    device: str = "auto"
+
+    @field_validator("num_workers")
+    @classmethod
+    def _non_negative(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be >= 0 or 'auto'")
+        return value
+
+
+class RetrievalConfig(StrictModel):
+    """Retrieval settings of the score stages."""
+
+    neighbours: int = Field(default=10, gt=0)
+    threshold: float = Field(default=0.8, gt=0, le=2.0)
+    recall_k: list[int] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
+
+    @field_validator("recall_k")
+    @classmethod
+    def _positive_sorted(cls, value: list[int]) -> list[int]:
+        if any(k <= 0 for k in value):
+            raise ValueError("every k must be > 0")
+        return sorted(set(value))
+
+
+class StatsConfig(StrictModel):
+    """Bootstrap confidence intervals."""
+
+    bootstrap_resamples: int = Field(default=1000, ge=0)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+
+
+class Params(StrictModel):
+    """The whole of ``params.yaml``."""
+
+    seed: int = 0
+    model: dict[str, ModelConfig]
+    dataset: dict[str, DatasetConfig]
+    manipulation: dict[str, ManipulationConfig] = Field(default_factory=dict)
+    embed: EmbedConfig = EmbedConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    stats: StatsConfig = StatsConfig()
+
+    @field_validator("model", "dataset", "manipulation")
+    @classmethod
+    def _slug_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not SLUG.match(key):
+                raise ValueError(
+                    f"name {key!r} is not a slug (letters, digits, '-', '_'; no dots): "
+                    "DVC stage names and param paths are built from it"
+                )
+        return value
+
+    @field_validator("model", "dataset")
+    @classmethod
+    def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("select at least one")
+        return value
+
+    @field_validator("manipulation")
+    @classmethod
+    def _original_is_implicit(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "original" in value:
+            raise ValueError(
+                "'original' is the clean baseline, computed by the embed stage for every model "
+                "and dataset; do not select it as a manipulation"
+            )
+        return value

@@ -1,0 +1,59 @@
+"""The manifest: one row per image, the only description of a dataset later stages see.
+
+Columns: ``image_id`` (stable, unique, the image's path inside the dataset's raw folder),
+``path`` (same, relative to the raw folder), ``label`` (class name), ``class_index`` (index
+into the sorted class names) and ``split``. Source-specific columns may follow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cliprobe.io.atomic import atomic_path
+
+REQUIRED_COLUMNS = ("image_id", "path", "label", "class_index", "split")
+
+
+def raw_dir(dataset: str, root: Path = Path("data")) -> Path:
+    """Folder holding a dataset's images after the fetch stage."""
+    return root / "raw" / dataset
+
+
+def manifest_path(dataset: str, root: Path = Path("data")) -> Path:
+    """Path of a dataset's manifest Parquet file."""
+    return root / "manifests" / f"{dataset}.parquet"
+
+
+def build_manifest(rows: pd.DataFrame, split: str = "all") -> pd.DataFrame:
+    """Add ``class_index`` (sorted class names) and ``split``; sort by ``image_id``."""
+    frame = rows.copy()
+    classes = sorted(frame["label"].unique())
+    index = {name: i for i, name in enumerate(classes)}
+    frame["class_index"] = frame["label"].map(index).astype("int64")
+    if "split" not in frame:
+        frame["split"] = split
+    ordered = [*REQUIRED_COLUMNS, *[c for c in frame.columns if c not in REQUIRED_COLUMNS]]
+    return frame[ordered].sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def write_manifest(frame: pd.DataFrame, path: Path, info: dict[str, object]) -> None:
+    """Write the manifest with ``info`` (source, license, class names) in the file metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = dict(table.schema.metadata or {})
+    metadata.pop(b"pandas", None)
+    metadata[b"cliprobe"] = json.dumps(info, sort_keys=True).encode()
+    table = table.replace_schema_metadata(metadata)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_manifest(path: Path) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Read a manifest and its ``cliprobe`` metadata."""
+    table = pq.read_table(path)
+    info = json.loads((table.schema.metadata or {}).get(b"cliprobe", b"{}"))
+    return table.to_pandas(), info

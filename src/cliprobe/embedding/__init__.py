@@ -1,0 +1,1 @@
+"""Embedding computation, one module per step: read -> encode -> write, driven by the runner."""

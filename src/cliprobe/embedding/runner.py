@@ -1,0 +1,168 @@
+"""Embed every image of a manifest through a manipulation: the heart of embed/manipulate stages.
+
+The runner receives its collaborators (transform, preprocess, encoder) ready-made, so each is
+tested alone and the runner can be driven by a random-weight model in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from cliprobe.embedding.reader import ImageTransform, Item, ManifestImages, collate_items
+from cliprobe.embedding.writer import ChunkStore, partial_key
+from cliprobe.errors import DataError
+
+
+@dataclass
+class EmbedReport:
+    """What an embedding run did."""
+
+    output: Path
+    n_images: int
+    n_skipped: int
+    skipped: list[dict[str, str]]
+    seconds: float
+    resumed_chunks: int
+
+    @property
+    def images_per_second(self) -> float:
+        computed = self.n_images + self.n_skipped
+        return computed / self.seconds if self.seconds > 0 else float("nan")
+
+
+def default_workers(device: str) -> int:
+    """Worker processes for decoding: leave one core to the model (measured in benchmarks/)."""
+    cores = os.cpu_count() or 1
+    return max(0, min(4 if device == "cpu" else 8, cores - 1))
+
+
+def _worker_init(_: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _batches(store: ChunkStore, pending: list[int], batch_size: int) -> list[list[int]]:
+    """Batches of manifest positions that never cross a chunk boundary."""
+    batches = []
+    for chunk in pending:
+        rows = list(store.rows_of(chunk))
+        batches.extend(rows[i : i + batch_size] for i in range(0, len(rows), batch_size))
+    return batches
+
+
+def embed_manifest(
+    manifest: pd.DataFrame,
+    image_root: Path,
+    transform: ImageTransform,
+    preprocess: Callable[[Any], Any],
+    encode: Callable[[Any], np.ndarray],
+    embed_dim: int,
+    output: Path,
+    partial_root: Path,
+    metadata: dict[str, Any],
+    batch_size: int = 32,
+    num_workers: int = 0,
+    chunk_size: int = 512,
+    description: str = "embed",
+    pin_memory: bool = False,
+) -> EmbedReport:
+    """Embed ``manifest``'s images into ``output`` (Parquet), resuming from complete chunks.
+
+    ``metadata`` is the provenance written into the file; it also keys the partial chunks, so
+    chunks of another configuration are never reused.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    started = time.perf_counter()
+    frame = manifest.reset_index(drop=True)
+    key = partial_key({"metadata": metadata, "chunk_size": chunk_size,
+                       "ids": list(frame["image_id"])})
+    store = ChunkStore(partial_root / key, chunk_size, len(frame))
+    pending = store.pending()
+    resumed = store.n_chunks - len(pending)
+    if resumed:
+        print(f"{description}: resuming, {resumed}/{store.n_chunks} chunks already complete")
+
+    images = ManifestImages(frame, image_root, transform, preprocess)
+    batches = _batches(store, pending, batch_size)
+    loader = DataLoader(
+        images,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        collate_fn=collate_items,
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+    buffers: dict[int, list[tuple[Item, np.ndarray | None]]] = {}
+    progress = tqdm(total=sum(len(b) for b in batches), desc=description, unit="img",
+                    disable=None, mininterval=1.0)
+    for batch in loader:
+        usable = [item for item in batch if item.tensor is not None]
+        vectors = encode(torch.stack([item.tensor for item in usable])) if usable else None
+        row = 0
+        chunk = batch[0].position // chunk_size
+        bucket = buffers.setdefault(chunk, [])
+        for item in batch:
+            if item.tensor is not None:
+                bucket.append((item, vectors[row]))  # type: ignore[index]
+                row += 1
+            else:
+                bucket.append((item, None))
+        progress.update(len(batch))
+        if len(bucket) == len(store.rows_of(chunk)):
+            _flush(store, chunk, buffers.pop(chunk), frame, embed_dim)
+    progress.close()
+
+    skipped = store.skipped()
+    n_images = len(frame) - len(skipped)
+    if n_images == 0:
+        reasons = "; ".join(f"{s['image_id']}: {s['reason']}" for s in skipped[:3])
+        raise DataError(
+            f"{description}: every one of the {len(frame)} images failed, so there is nothing "
+            f"to embed (first reasons: {reasons})"
+        )
+    final_metadata = {**metadata, "n_images": n_images, "n_skipped": len(skipped),
+                      "skipped": skipped, "embed_dim": embed_dim}
+    store.merge(output, embed_dim, final_metadata)
+    store.clear()
+    return EmbedReport(output, n_images, len(skipped), skipped,
+                       time.perf_counter() - started, resumed)
+
+
+def _flush(
+    store: ChunkStore,
+    chunk: int,
+    entries: list[tuple[Item, np.ndarray | None]],
+    frame: pd.DataFrame,
+    embed_dim: int,
+) -> None:
+    entries.sort(key=lambda entry: entry[0].position)
+    kept = [(item, vector) for item, vector in entries if vector is not None]
+    positions = [item.position for item, _ in kept]
+    skipped = [
+        {"image_id": str(frame.at[item.position, "image_id"]), "reason": item.skip_reason or ""}
+        for item, vector in entries
+        if vector is None
+    ]
+    store.write_chunk(
+        chunk,
+        image_ids=[str(frame.at[p, "image_id"]) for p in positions],
+        labels=[str(frame.at[p, "label"]) for p in positions],
+        class_indices=[int(frame.at[p, "class_index"]) for p in positions],
+        vectors=np.stack([vector for _, vector in kept]) if kept else np.zeros((0, embed_dim)),
+        skipped=skipped,
+        dim=embed_dim,
+    )

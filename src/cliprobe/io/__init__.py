@@ -1,0 +1,1 @@
+"""File output helpers: atomic writes and the embedding Parquet layout."""

@@ -1,0 +1,92 @@
+"""The embedding table: one Parquet file per (model, dataset, manipulation) cell.
+
+Columns: ``image_id`` (string), ``label`` (string), ``class_index`` (int64) and ``embedding``
+(fixed-size list of float32, L2-normalised). The file's ``cliprobe`` metadata (JSON) holds the
+provenance, ``n_images``, ``n_skipped`` and the list of skipped images with reasons.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METADATA_KEY = b"cliprobe"
+
+
+def embedding_schema(dim: int, metadata: dict[str, Any] | None = None) -> pa.Schema:
+    """Arrow schema of an embedding table of dimension ``dim``."""
+    schema = pa.schema(
+        [
+            ("image_id", pa.string()),
+            ("label", pa.string()),
+            ("class_index", pa.int64()),
+            ("embedding", pa.list_(pa.float32(), dim)),
+        ]
+    )
+    if metadata is not None:
+        schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+    return schema
+
+
+def to_table(
+    image_ids: Sequence[str],
+    labels: Sequence[str],
+    class_indices: Sequence[int],
+    embeddings: np.ndarray,
+    metadata: dict[str, Any] | None = None,
+) -> pa.Table:
+    """Build an embedding table from columns; ``embeddings`` is ``(N, D)`` float32."""
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+    dim = vectors.shape[1] if vectors.ndim == 2 else 0
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    return pa.Table.from_arrays(
+        [
+            pa.array(list(image_ids), type=pa.string()),
+            pa.array(list(labels), type=pa.string()),
+            pa.array(list(class_indices), type=pa.int64()),
+            pa.FixedSizeListArray.from_arrays(flat, dim),
+        ],
+        schema=embedding_schema(dim, metadata),
+    )
+
+
+@dataclass
+class EmbeddingTable:
+    """An embedding file in memory: ids, labels, ``(N, D)`` float32 vectors and metadata."""
+
+    image_ids: np.ndarray
+    labels: np.ndarray
+    class_indices: np.ndarray
+    vectors: np.ndarray
+    metadata: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``cliprobe`` metadata of an embedding file, without reading its rows."""
+    schema = pq.read_schema(path)
+    return json.loads((schema.metadata or {}).get(METADATA_KEY, b"{}"))
+
+
+def read_embeddings(path: str | Path) -> EmbeddingTable:
+    """Read a whole embedding file."""
+    table = pq.read_table(path)
+    column = table.column("embedding").combine_chunks()
+    dim = column.type.list_size
+    vectors = np.asarray(column.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+    return EmbeddingTable(
+        image_ids=np.asarray(table.column("image_id").to_pylist(), dtype=object),
+        labels=np.asarray(table.column("label").to_pylist(), dtype=object),
+        class_indices=np.asarray(table.column("class_index").to_numpy(), dtype=np.int64),
+        vectors=vectors.reshape(len(table), dim),
+        metadata=json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}")),
+    )

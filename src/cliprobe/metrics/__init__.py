@@ -1,0 +1,1 @@
+"""Metric definitions: small pure functions over arrays. One module per task."""

@@ -1,0 +1,225 @@
+"""Build a CLIP model and its preprocessing from a model config, or fail in one sentence.
+
+Everything model-specific comes from open_clip (architectures, pretrained tags, mean/std,
+interpolation, QuickGELU) or from ``conf/model/*.yaml``; pipeline code never branches on model
+names. Weights are resolved before the model is built, so an offline machine with an empty
+cache gets :class:`~cliprobe.errors.MissingWeightsError` at once instead of a minute of
+retries and a stack trace, and random weights are only ever used when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cliprobe.config.schema import ModelConfig
+from cliprobe.errors import ConfigError, MissingWeightsError
+from cliprobe.provenance import RANDOM_WEIGHTS_LABEL
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+HUB_HOST = ("huggingface.co", 443)
+CACHE_ENV = "CLIPROBE_MODEL_CACHE"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to embed: the module, its eval preprocessing and its provenance."""
+
+    name: str
+    config: ModelConfig
+    model: Any
+    preprocess: Callable[[Any], Any]
+    tokenizer: Callable[..., Any]
+    device: str
+    embed_dim: int
+    weights: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """``auto`` -> cuda if available, else mps, else cpu; anything else is passed through."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _register_own_configs() -> None:
+    import open_clip
+
+    if "cliprobe-smoke" not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR)
+
+
+def cache_dir() -> str | None:
+    """Where pretrained weights are cached: $CLIPROBE_MODEL_CACHE, else the HF hub default."""
+    return os.environ.get(CACHE_ENV) or None
+
+
+def _cache_location() -> str:
+    if cache_dir():
+        return str(cache_dir())
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def _network_reachable(address: tuple[str, int] = HUB_HOST, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _cached_checkpoint(tag_cfg: dict[str, Any]) -> str | None:
+    """The cached checkpoint file of a pretrained tag, without touching the network."""
+    hub = tag_cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import hf_hub_download
+
+        repo_id, filename = os.path.split(hub)
+        candidates = [filename] if filename else [
+            "open_clip_model.safetensors", "open_clip_pytorch_model.bin"
+        ]
+        if filename.endswith((".bin", ".pth")):
+            candidates.insert(0, filename[:-4] + ".safetensors")
+        for candidate in candidates:
+            try:
+                return hf_hub_download(
+                    repo_id=repo_id, filename=candidate, cache_dir=cache_dir(),
+                    local_files_only=True,
+                )
+            except Exception:  # noqa: BLE001 - any miss means "not cached"
+                continue
+        return None
+    url = tag_cfg.get("url", "")
+    if url:
+        target = Path(cache_dir() or Path("~/.cache/clip").expanduser()) / os.path.basename(url)
+        return str(target) if target.is_file() else None
+    return None
+
+
+def _missing_weights_message(name: str, config: ModelConfig, reason: str) -> str:
+    return (
+        f"model '{name}' (open_clip {config.arch}, pretrained '{config.pretrained}') has no "
+        f"weights in the cache {_cache_location()} and {reason}: download them once on a "
+        f"machine with network (python -c \"import open_clip; open_clip.create_model("
+        f"'{config.arch}', pretrained='{config.pretrained}')\") and copy that cache here "
+        f"(or point ${CACHE_ENV} at it), or set model.{name}.pretrained=/path/to/checkpoint, "
+        "or run offline with model=smoke"
+    )
+
+
+def resolve_checkpoint(name: str, config: ModelConfig) -> tuple[str | None, dict[str, Any]]:
+    """The checkpoint file for ``config`` and the pretrained tag's config ({} for files).
+
+    Raises :class:`ConfigError` for unknown architectures or tags and
+    :class:`MissingWeightsError` when the weights are neither cached nor downloadable.
+    """
+    import open_clip
+
+    _register_own_configs()
+    if config.arch not in open_clip.list_models():
+        raise ConfigError(
+            f"invalid configuration at model.{name}.arch: unknown open_clip architecture "
+            f"{config.arch!r}; valid: {', '.join(sorted(open_clip.list_models()))}"
+        )
+    if config.pretrained is None:
+        return None, {}
+    if config.pretrained_is_file or Path(config.pretrained).is_file():
+        if not Path(config.pretrained).is_file():
+            raise MissingWeightsError(
+                f"model '{name}': checkpoint file {config.pretrained} does not exist; fix "
+                f"model.{name}.pretrained"
+            )
+        return config.pretrained, {}
+    tag_cfg = open_clip.get_pretrained_cfg(config.arch, config.pretrained)
+    if not tag_cfg:
+        tags = open_clip.list_pretrained_tags_by_model(config.arch)
+        raise ConfigError(
+            f"invalid configuration at model.{name}.pretrained: {config.pretrained!r} is not a "
+            f"pretrained tag of {config.arch} nor an existing file; valid tags: "
+            f"{', '.join(tags) or 'none'}"
+        )
+    cached = _cached_checkpoint(tag_cfg)
+    if cached:
+        return cached, tag_cfg
+    if not _network_reachable():
+        raise MissingWeightsError(
+            _missing_weights_message(name, config, "they cannot be downloaded (no network)")
+        )
+    try:
+        downloaded = open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir())
+    except Exception as error:  # noqa: BLE001 - any download failure has the same remedy
+        raise MissingWeightsError(
+            _missing_weights_message(name, config, f"the download failed ({error})")
+        ) from None
+    if not downloaded:
+        raise MissingWeightsError(
+            _missing_weights_message(name, config, "the tag names no download source")
+        )
+    return downloaded, tag_cfg
+
+
+def load_model(name: str, config: ModelConfig, device: str = "auto") -> LoadedModel:
+    """Create the model named ``name`` from its config, on ``device``, in eval mode."""
+    import open_clip
+    import torch
+
+    checkpoint, tag_cfg = resolve_checkpoint(name, config)
+    quick_gelu = (
+        config.force_quick_gelu
+        if config.force_quick_gelu is not None
+        else bool(tag_cfg.get("quick_gelu", False))
+    )
+    preprocess_kwargs = {
+        key: tag_cfg[source]
+        for key, source in (("image_mean", "mean"), ("image_std", "std"),
+                            ("image_interpolation", "interpolation"),
+                            ("image_resize_mode", "resize_mode"))
+        if source in tag_cfg
+    }
+    target_device = resolve_device(device)
+    if config.is_random:
+        torch.manual_seed(int(config.random_init_seed or 0))
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        config.arch,
+        pretrained=checkpoint,
+        precision=config.precision,
+        device=target_device,
+        force_quick_gelu=quick_gelu,
+        weights_only=True,
+        **preprocess_kwargs,
+    )
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(config.arch)
+    embed_dim = int(open_clip.get_model_config(config.arch)["embed_dim"])
+    weights = (
+        f"{RANDOM_WEIGHTS_LABEL}, seed {config.random_init_seed}"
+        if config.is_random
+        else f"pretrained {config.pretrained}"
+    )
+    provenance = {
+        "model": name,
+        "arch": config.arch,
+        "pretrained": config.pretrained,
+        "weights": weights,
+        "random_weights": config.is_random,
+        "precision": config.precision,
+        "quick_gelu": quick_gelu,
+        "features": config.features,
+    }
+    return LoadedModel(
+        name=name, config=config, model=model, preprocess=preprocess, tokenizer=tokenizer,
+        device=target_device, embed_dim=embed_dim, weights=weights, provenance=provenance,
+    )

@@ -1,0 +1,31 @@
+"""Where every artifact lives. dvc.yaml spells the same paths; a test keeps them in step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path("data")
+METRICS = Path("metrics")
+PLOTS = Path("plots")
+PARTIAL = DATA / ".partial"
+CLEAN = "original"
+
+
+def raw_dir(dataset: str) -> Path:
+    """Images of a dataset after the fetch stage."""
+    return DATA / "raw" / dataset
+
+
+def manifest_path(dataset: str) -> Path:
+    """The dataset's manifest (Parquet)."""
+    return DATA / "manifests" / f"{dataset}.parquet"
+
+
+def embeddings_path(model: str, dataset: str, manipulation: str) -> Path:
+    """Embeddings of one cell; ``manipulation == 'original'`` is the clean gallery."""
+    return DATA / "embeddings" / model / dataset / f"{manipulation}.parquet"
+
+
+def cell_dir(model: str, dataset: str, manipulation: str) -> Path:
+    """Score outputs of one cell: metrics.json, per_image.parquet, neighbours.parquet."""
+    return DATA / "cells" / model / dataset / manipulation

@@ -1,0 +1,1 @@
+"""Figures, drawn from the aggregate tables (never from raw embeddings)."""

@@ -1,0 +1,80 @@
+"""Seed 001's figures: per-class accuracy histogram, box plot and per-class bars, plus the
+dataset x manipulation heatmap. Pure functions from tables to matplotlib figures."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+METRIC = "seed001_accuracy"
+MAX_CLASS_BARS = 60
+
+
+def _title(text: str, random_weights: bool) -> str:
+    return f"{text}\nRANDOM WEIGHTS: not a finding" if random_weights else text
+
+
+def histogram(per_class: pd.DataFrame, order: list[str], title: str, random: bool) -> Figure:
+    """Distribution of per-class accuracy, one translucent histogram per manipulation."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    bins = np.linspace(0, 1, 21)
+    for manipulation in order:
+        values = per_class.loc[per_class["manipulation"] == manipulation, METRIC]
+        axes.hist(values, bins=bins, alpha=0.45, label=manipulation)
+    axes.set_xlabel("per-class accuracy (seed 001, L2 < t)")
+    axes.set_ylabel("classes")
+    axes.legend()
+    axes.set_title(_title(title, random))
+    figure.tight_layout()
+    return figure
+
+
+def box_plot(per_class: pd.DataFrame, order: list[str], title: str, random: bool) -> Figure:
+    """Per-class accuracy by manipulation, as seed 001's box plot."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    data = [per_class.loc[per_class["manipulation"] == m, METRIC].to_numpy() for m in order]
+    axes.boxplot(data, tick_labels=order, showmeans=True)
+    axes.set_ylabel("per-class accuracy")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_title(_title(title, random))
+    figure.tight_layout()
+    return figure
+
+
+def class_bars(per_class: pd.DataFrame, order: list[str], title: str, random: bool) -> Figure:
+    """Mean accuracy of each class, grouped bars per manipulation (first 60 classes)."""
+    table = per_class.pivot_table(index="class", columns="manipulation", values=METRIC)
+    table = table[[m for m in order if m in table.columns]].iloc[:MAX_CLASS_BARS]
+    width = max(7.0, 0.35 * len(table) * max(1, len(order)) / 2)
+    figure, axes = plt.subplots(figsize=(min(width, 30.0), 4.8))
+    table.plot.bar(ax=axes, width=0.8)
+    axes.set_ylabel("per-class accuracy")
+    axes.set_ylim(0, 1.05)
+    axes.set_xlabel("")
+    axes.set_title(_title(title, random))
+    figure.tight_layout()
+    return figure
+
+
+def heatmap(matrix: pd.DataFrame, title: str, random: bool, metric: str = METRIC) -> Figure:
+    """Annotated dataset x manipulation heatmap of one metric."""
+    figure, axes = plt.subplots(
+        figsize=(1.6 + 1.3 * matrix.shape[1], 1.4 + 0.6 * matrix.shape[0])
+    )
+    image = axes.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis",
+                        aspect="auto")
+    axes.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
+    axes.set_yticks(range(matrix.shape[0]), matrix.index)
+    for (row, col), value in np.ndenumerate(matrix.to_numpy(dtype=float)):
+        axes.text(col, row, f"{value:.3f}", ha="center", va="center",
+                  color="white" if value < 0.6 else "black", fontsize=9)
+    figure.colorbar(image, ax=axes, label=metric)
+    axes.set_title(_title(title, random))
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,97 @@
+"""Stages embed@<model>-<dataset> and manipulate@<model>-<dataset>-<manipulation>.
+
+``--manipulation original`` embeds the clean images (the gallery every cell of the dataset
+uses, computed once); any other name applies that manipulation first.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from cliprobe import paths
+from cliprobe.config.loading import manipulation_params
+from cliprobe.datasets.manifest import read_manifest
+from cliprobe.embedding.encoder import make_image_encoder
+from cliprobe.embedding.reader import manipulation_transform
+from cliprobe.embedding.runner import default_workers, embed_manifest
+from cliprobe.errors import DataError, exit_on_user_error
+from cliprobe.io.atomic import remove_stale_temporaries
+from cliprobe.manipulations import get as get_manipulation
+from cliprobe.models import load_model
+from cliprobe.provenance import package_versions
+from cliprobe.stages._common import load_cell_params, parser, setup_logging
+
+log = logging.getLogger("cliprobe.embed")
+
+
+def cell_spec(params, manipulation: str) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+    """Registry function name and params of a cell (``original`` is the identity)."""
+    if manipulation == paths.CLEAN:
+        return "identity", {}
+    entry = params.manipulation[manipulation]
+    return entry.function, entry.params
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    setup_logging()
+    args = parser(__doc__ or "", "model", "dataset", "manipulation").parse_args(argv)
+    params = load_cell_params(args.params, model=args.model, dataset=args.dataset,
+                              manipulation=args.manipulation)
+    function, raw_params = cell_spec(params, args.manipulation)
+    manipulation = get_manipulation(function)
+    manip_params = manipulation_params(args.manipulation, function, raw_params)
+
+    manifest_file = paths.manifest_path(args.dataset)
+    if not manifest_file.is_file():
+        raise DataError(
+            f"dataset '{args.dataset}' has no manifest at {manifest_file}: run "
+            f"`dvc repro fetch@{args.dataset}`"
+        )
+    manifest, _ = read_manifest(manifest_file)
+    loaded = load_model(args.model, params.model[args.model], params.embed.device)
+    workers = params.embed.num_workers
+    num_workers = default_workers(loaded.device) if workers == "auto" else int(workers)
+
+    output = paths.embeddings_path(args.model, args.dataset, args.manipulation)
+    remove_stale_temporaries(output.parent)
+    metadata = {
+        **loaded.provenance,
+        "dataset": args.dataset,
+        "manipulation": args.manipulation,
+        "function": function,
+        "params": manip_params.model_dump(),
+        "seed": params.seed,
+        "versions": package_versions(),
+    }
+    report = embed_manifest(
+        manifest,
+        image_root=paths.raw_dir(args.dataset),
+        transform=manipulation_transform(manipulation, manip_params, args.manipulation,
+                                         params.seed),
+        preprocess=loaded.preprocess,
+        encode=make_image_encoder(loaded.model, loaded.device, loaded.config.precision),
+        embed_dim=loaded.embed_dim,
+        output=output,
+        partial_root=paths.PARTIAL,
+        metadata=metadata,
+        batch_size=params.embed.batch_size,
+        num_workers=num_workers,
+        chunk_size=params.embed.chunk_size,
+        description=f"{args.model}/{args.dataset}/{args.manipulation}",
+        pin_memory=loaded.device == "cuda",
+    )
+    for entry in report.skipped:
+        log.warning("skipped %s: %s", entry["image_id"], entry["reason"])
+    print(
+        f"embed {args.model}/{args.dataset}/{args.manipulation} ({loaded.weights}): "
+        f"{report.n_images} images, {report.n_skipped} skipped, {report.seconds:.1f} s "
+        f"({report.images_per_second:.1f} img/s, {num_workers} workers, {loaded.device}) "
+        f"-> {output}",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()

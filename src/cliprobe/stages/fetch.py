@@ -1,0 +1,46 @@
+"""Stage fetch@<dataset>: materialise a dataset's images and write its manifest."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from cliprobe import paths
+from cliprobe.datasets.manifest import build_manifest, write_manifest
+from cliprobe.datasets.sources import materialise
+from cliprobe.datasets.subsample import subsample
+from cliprobe.errors import DataError, exit_on_user_error
+from cliprobe.stages._common import load_cell_params, parser
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parser(__doc__ or "", "dataset").parse_args(argv)
+    params = load_cell_params(args.params, dataset=args.dataset)
+    config = params.dataset[args.dataset]
+    target = paths.raw_dir(args.dataset)
+    staging = target.with_name(f".{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    rows, info = materialise(config, args.dataset, staging)
+    rows = subsample(rows, config.subsample)
+    if rows.empty:
+        raise DataError(f"dataset '{args.dataset}': subsampling left no images")
+    keep = set(rows["path"])
+    for file in sorted(p for p in staging.rglob("*") if p.is_file()):
+        if file.relative_to(staging).as_posix() not in keep:
+            file.unlink()
+    # Swap the folder in only when complete: a killed fetch never leaves half a dataset.
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    manifest = build_manifest(rows, split=str(info.get("split", "all")))
+    classes = sorted(manifest["label"].unique())
+    write_manifest(manifest, paths.manifest_path(args.dataset),
+                   {**info, "dataset": args.dataset, "class_names": classes,
+                    "subsample": config.subsample.model_dump()})
+    print(f"fetch {args.dataset}: {len(manifest)} images in {len(classes)} classes -> "
+          f"{target}, {paths.manifest_path(args.dataset)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
