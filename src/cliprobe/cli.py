@@ -23,7 +23,9 @@ def _fail(error: CliprobeError) -> None:
 
 @app.command()
 def compose(
-    overrides: Annotated[list[str] | None, typer.Argument(help="Hydra overrides, e.g. model=smoke")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Hydra overrides, e.g. model=smoke")
+    ] = None,
     conf: Annotated[Path, typer.Option(help="Hydra config folder")] = Path("conf"),
     out: Annotated[Path, typer.Option(help="where to write the params")] = Path("params.yaml"),
     check: Annotated[bool, typer.Option(help="only check that OUT equals the composition")] = False,
@@ -53,8 +55,12 @@ def compose(
 
 @app.command()
 def validate(
-    params_file: Annotated[Path, typer.Option("--params", help="params file")] = Path("params.yaml"),
-    weights: Annotated[bool, typer.Option(help="also check every model's weights are available")] = True,
+    params_file: Annotated[
+        Path, typer.Option("--params", help="params file")
+    ] = Path("params.yaml"),
+    weights: Annotated[
+        bool, typer.Option(help="also check every model's weights are available")
+    ] = True,
 ) -> None:
     """Validate params.yaml (schema, names, ranges) and, by default, model weights."""
     from cliprobe.config.loading import load_params
@@ -73,8 +79,10 @@ def validate(
 
 
 @app.command("list")
-def list_options(conf: Annotated[Path, typer.Option(help="Hydra config folder")] = Path("conf")) -> None:
-    """List the selectable models, datasets and manipulations (conf/ files) and registry functions."""
+def list_options(
+    conf: Annotated[Path, typer.Option(help="Hydra config folder")] = Path("conf"),
+) -> None:
+    """List selectable models, datasets, manipulations (conf/ files) and registry functions."""
     from cliprobe.manipulations import names
 
     for group in ("model", "dataset", "manipulation"):

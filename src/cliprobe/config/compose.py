@@ -37,7 +37,9 @@ def compose_params(
     except (HydraException, OmegaConfBaseException) as error:
         # Hydra's message already lists the available options; keep it to one sentence.
         message = " ".join(str(error).split())
-        raise ConfigError(f"cannot compose conf/ with overrides {list(overrides)}: {message}")
+        raise ConfigError(
+            f"cannot compose conf/ with overrides {list(overrides)}: {message}"
+        ) from None
     finally:
         GlobalHydra.instance().clear()
 

@@ -40,7 +40,9 @@ def manipulation_params(name: str, function: str, params: dict[str, Any]) -> Bas
     try:
         spec = registry.get(function)
     except KeyError as error:
-        raise ConfigError(f"invalid configuration at manipulation.{name}.function: {error.args[0]}")
+        raise ConfigError(
+            f"invalid configuration at manipulation.{name}.function: {error.args[0]}"
+        ) from None
     try:
         return spec.params_model.model_validate(params)
     except ValidationError as error:

@@ -23,6 +23,8 @@ from cliprobe.provenance import RANDOM_WEIGHTS_LABEL
 CONFIG_DIR = Path(__file__).with_name("configs")
 HUB_HOST = ("huggingface.co", 443)
 CACHE_ENV = "CLIPROBE_MODEL_CACHE"
+#: Set to 1 to never try a download (also honoured: HF_HUB_OFFLINE=1).
+OFFLINE_ENV = "CLIPROBE_OFFLINE"
 
 
 @dataclass
@@ -74,6 +76,8 @@ def _cache_location() -> str:
 
 
 def _network_reachable(address: tuple[str, int] = HUB_HOST, timeout: float = 3.0) -> bool:
+    if os.environ.get(OFFLINE_ENV) == "1" or os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
     try:
         with socket.create_connection(address, timeout=timeout):
             return True
@@ -99,7 +103,7 @@ def _cached_checkpoint(tag_cfg: dict[str, Any]) -> str | None:
                     repo_id=repo_id, filename=candidate, cache_dir=cache_dir(),
                     local_files_only=True,
                 )
-            except Exception:  # noqa: BLE001 - any miss means "not cached"
+            except Exception:
                 continue
         return None
     url = tag_cfg.get("url", "")
@@ -160,7 +164,7 @@ def resolve_checkpoint(name: str, config: ModelConfig) -> tuple[str | None, dict
         )
     try:
         downloaded = open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir())
-    except Exception as error:  # noqa: BLE001 - any download failure has the same remedy
+    except Exception as error:
         raise MissingWeightsError(
             _missing_weights_message(name, config, f"the download failed ({error})")
         ) from None

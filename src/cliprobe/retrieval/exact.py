@@ -16,7 +16,8 @@ def _best(similarities: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.nda
         similarities = np.take_along_axis(similarities, part, axis=1)
         indices = np.take_along_axis(indices, part, axis=1)
     order = np.lexsort((indices, -similarities), axis=1)
-    return np.take_along_axis(similarities, order, axis=1), np.take_along_axis(indices, order, axis=1)
+    return (np.take_along_axis(similarities, order, axis=1),
+            np.take_along_axis(indices, order, axis=1))
 
 
 def top_k(

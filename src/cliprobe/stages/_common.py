@@ -39,5 +39,6 @@ def load_cell_params(params_path: Path, **cell: str) -> Params:
 
 def setup_logging() -> None:
     """Plain log lines on stderr (DVC shows them under the stage)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    logging.getLogger("cliprobe").setLevel(logging.INFO)

@@ -133,11 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(out / "neighbours.parquet") as tmp:
         neighbour_table.to_parquet(tmp, index=False)
     write_json(out / "metrics.json", report)
-    headline = metrics["seed001_accuracy"]
-    print(f"score {cell_key}: seed001_accuracy {headline['value']:.4f} "
-          f"[{headline['ci_low']:.4f}, {headline['ci_high']:.4f}], "
-          f"recall_own_at_1 {metrics['recall_own_at_1']['value'] if 'recall_own_at_1' in metrics else float('nan'):.4f}, "
-          f"{len(per_image)} images -> {out}", file=sys.stderr)
+    shown = ", ".join(
+        f"{name} {metrics[name]['value']:.4f} [{metrics[name]['ci_low']:.4f}, "
+        f"{metrics[name]['ci_high']:.4f}]"
+        for name in ("seed001_accuracy", f"recall_own_at_{params.retrieval.recall_k[0]}")
+    )
+    print(f"score {cell_key}: {shown}; {len(per_image)} images -> {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+"""The model front door: smoke model, checkpoint files, clear failures, QuickGELU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cliprobe.config.schema import ModelConfig
+from cliprobe.embedding.encoder import make_image_encoder
+from cliprobe.errors import ConfigError, MissingWeightsError
+from cliprobe.models import load_model
+from cliprobe.models import loader as model_loader
+
+
+def _embed(loaded, image: Image.Image) -> np.ndarray:  # type: ignore[no-untyped-def]
+    encode = make_image_encoder(loaded.model, loaded.device, loaded.config.precision)
+    return encode(loaded.preprocess(image).unsqueeze(0))
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
+def test_smoke_model_is_seeded_and_labelled(smoke_model, photo: Image.Image) -> None:  # type: ignore[no-untyped-def]
+    again = load_model("smoke", smoke_model.config, "cpu")
+    np.testing.assert_array_equal(_embed(smoke_model, photo), _embed(again, photo))
+    other = load_model("smoke", smoke_model.config.model_copy(update={"random_init_seed": 1}),
+                       "cpu")
+    assert not np.allclose(_embed(smoke_model, photo), _embed(other, photo))
+    assert "RANDOM WEIGHTS" in smoke_model.weights
+    assert smoke_model.provenance["random_weights"] is True
+    vector = _embed(smoke_model, photo)
+    assert vector.shape == (1, 64) and vector.dtype == np.float32
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_local_checkpoint_file_loads_the_same_weights(
+    smoke_model, photo: Image.Image, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    checkpoint = tmp_path / "smoke.pt"
+    torch.save(smoke_model.model.state_dict(), checkpoint)
+    config = ModelConfig(arch="cliprobe-smoke", pretrained=str(checkpoint))
+    from_file = load_model("from_file", config, "cpu")
+    np.testing.assert_array_equal(_embed(smoke_model, photo), _embed(from_file, photo))
+    assert from_file.provenance["random_weights"] is False
+
+
+def test_missing_checkpoint_file_is_one_sentence(tmp_path: Path) -> None:
+    config = ModelConfig(arch="cliprobe-smoke", pretrained=str(tmp_path / "nope.pt"))
+    with pytest.raises(MissingWeightsError, match="does not exist"):
+        load_model("x", config, "cpu")
+
+
+def test_unknown_arch_and_tag_list_valid_choices() -> None:
+    with pytest.raises(ConfigError, match="ViT-B-32"):
+        load_model("m", ModelConfig(arch="ViT-Q-99", pretrained="openai"), "cpu")
+    with pytest.raises(ConfigError, match="laion2b_s34b_b79k"):
+        load_model("m", ModelConfig(arch="ViT-B-32", pretrained="no_such_tag"), "cpu")
+
+
+def test_offline_empty_cache_fails_fast_in_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(model_loader.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(model_loader.OFFLINE_ENV, "1")
+    started = time.perf_counter()
+    with pytest.raises(MissingWeightsError) as error:
+        load_model("ViT-B-32", ModelConfig(arch="ViT-B-32", pretrained="openai"), "cpu")
+    assert time.perf_counter() - started < 20
+    message = str(error.value)
+    assert "ViT-B-32" in message and str(tmp_path) in message and "pretrained=" in message
+    assert "\n" not in message
+
+
+def test_quick_gelu_follows_the_pretrained_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    import open_clip
+
+    tag_cfg = open_clip.get_pretrained_cfg("ViT-B-32", "openai")
+    # weights are not downloadable here: build the architecture the tag implies, randomly
+    monkeypatch.setattr(model_loader, "resolve_checkpoint", lambda name, config: (None, tag_cfg))
+    loaded = load_model("ViT-B-32", ModelConfig(arch="ViT-B-32", pretrained="openai"), "cpu")
+    assert loaded.provenance["quick_gelu"] is True
+    assert isinstance(loaded.model.visual.transformer.resblocks[0].mlp.gelu,
+                      open_clip.transformer.QuickGELU)
+    forced = load_model("x", ModelConfig(arch="ViT-B-32", pretrained="openai",
+                                         force_quick_gelu=False), "cpu")
+    assert forced.provenance["quick_gelu"] is False
+
+
+def test_embed_stage_offline_prints_one_line_and_no_traceback(tmp_path: Path, repo: Path) -> None:
+    """The real entry point, as DVC runs it, with the default model and no weights."""
+    from cliprobe.config.compose import compose_params, to_yaml
+
+    (tmp_path / "params.yaml").write_text(to_yaml(compose_params(repo / "conf")))
+    manifest = tmp_path / "data" / "manifests" / "sample.parquet"
+    manifest.parent.mkdir(parents=True)
+    import pandas as pd
+
+    from cliprobe.datasets.manifest import build_manifest, write_manifest
+
+    write_manifest(build_manifest(pd.DataFrame({"image_id": ["a.png"], "path": ["a.png"],
+                                                "label": ["x"]})), manifest, {})
+    env = {"PATH": "/usr/bin:/bin", "CLIPROBE_OFFLINE": "1",
+           "CLIPROBE_MODEL_CACHE": str(tmp_path / "empty-cache"), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "cliprobe.stages.embed", "--model", "ViT-B-32", "--dataset",
+         "sample", "--manipulation", "original"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("cliprobe: error:")]
+    assert len(errors) == 1 and "ViT-B-32" in errors[0] and "model=smoke" in errors[0]

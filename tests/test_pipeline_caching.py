@@ -1,0 +1,125 @@
+"""End to end: the real DVC pipeline with the smoke model, and the four caching guarantees.
+
+1. a second `dvc repro` runs no stage;
+2. changing one manipulation's parameter re-runs only that manipulation's cells (and the
+   aggregate / plot stages), never the clean embeddings;
+3. adding a dataset runs only its cells;
+4. model A -> B -> A through `dvc exp run -S` (DVC's own Hydra composition): the return to A
+   runs no embedding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cliprobe.config.compose import compose_params, to_yaml
+
+pytestmark = pytest.mark.slow
+
+RAN = re.compile(r"Running stage '([^']+)'")
+BASE = ["model=smoke", "embed.num_workers=0", "stats.bootstrap_resamples=200"]
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "CLIPROBE_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    return output
+
+
+def _repro(project: Path, overrides: list[str]) -> set[str]:
+    (project / "params.yaml").write_text(to_yaml(compose_params(project / "conf", overrides)))
+    return set(RAN.findall(_run(["dvc", "repro"], project)))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    for name in ("conf", "src", "dvc.yaml", ".dvcignore", ".gitignore"):
+        source = repo / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, root / name)
+    # a second random-weight model, so the test can switch models offline
+    (root / "conf" / "model" / "smoke-b.yaml").write_text(
+        "smoke-b:\n  arch: cliprobe-smoke\n  pretrained: null\n  random_init_seed: 1\n"
+    )
+    _run(["git", "init", "-q"], root)
+    _run(["dvc", "init", "-q"], root)
+    _run(["dvc", "config", "core.analytics", "false"], root)
+    _run(["dvc", "config", "hydra.enabled", "true"], root)
+    return root
+
+
+def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
+    first = _repro(project, BASE)
+    assert first == {
+        "fetch@sample", "embed@smoke-sample", "manipulate@smoke-sample-blurred",
+        "manipulate@smoke-sample-cropped", "manipulate@smoke-sample-grey",
+        "score_original@smoke-sample", "score@smoke-sample-blurred",
+        "score@smoke-sample-cropped", "score@smoke-sample-grey", "aggregate", "plot",
+    }
+    summary = json.loads((project / "metrics" / "summary.json").read_text())
+    assert set(summary["smoke"]["sample"]) == {"original", "blurred", "cropped", "grey"}
+    assert summary["smoke"]["sample"]["original"]["n_images"] == 12
+    figures = sorted(p.name for p in (project / "plots" / "figures").glob("*.png"))
+    assert figures == ["box_smoke_sample.png", "class_bars_smoke_sample.png",
+                       "heatmap_smoke.png", "hist_smoke_sample.png"]
+    table = (project / "metrics" / "seed001_table.csv").read_text().splitlines()
+    assert table[0] == "model,dataset,original,blurred,cropped,grey"
+
+    # 1. nothing changed: nothing runs
+    assert _repro(project, BASE) == set()
+
+    # 2. one manipulation's parameter: only its cells, plus aggregate and plot
+    changed = _repro(project, [*BASE, "manipulation.blurred.sigma=1.5"])
+    assert changed == {"manipulate@smoke-sample-blurred", "score@smoke-sample-blurred",
+                       "aggregate", "plot"}
+
+    # 3. a new dataset: only its cells (and the aggregate / plot)
+    folder = tmp_path / "my_images"
+    from PIL import Image
+    from skimage import data
+
+    # 12 images (the gallery must hold retrieval.neighbours = 10 of them): 3 classes x 4 views
+    for label, pixels in {"cat": data.chelsea(), "coffee": data.coffee(),
+                          "astronaut": data.astronaut()}.items():
+        (folder / label).mkdir(parents=True)
+        views = [pixels, pixels[::-1], pixels[:, ::-1], pixels[20:-20, 30:-30]]
+        for i, view in enumerate(views):
+            Image.fromarray(view.copy()).save(folder / label / f"{i}.png")
+    added = _repro(project, [*BASE, "manipulation.blurred.sigma=1.5", "+dataset=image_folder",
+                             f"dataset.image_folder.source.path={folder}"])
+    assert added == {
+        "fetch@image_folder", "embed@smoke-image_folder",
+        "manipulate@smoke-image_folder-blurred", "manipulate@smoke-image_folder-cropped",
+        "manipulate@smoke-image_folder-grey", "score_original@smoke-image_folder",
+        "score@smoke-image_folder-blurred", "score@smoke-image_folder-cropped",
+        "score@smoke-image_folder-grey", "aggregate", "plot",
+    }
+
+
+def test_model_switch_back_runs_no_embedding(project: Path) -> None:
+    """A -> B -> A through `dvc exp run -S`, DVC composing conf/ itself."""
+    _run(["git", "add", "-A"], project)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], project)
+    exp = ["dvc", "exp", "run", *[f"-S{o}" for o in BASE[1:]]]
+    _run([*exp, "-Smodel=smoke"], project)
+    to_b = set(RAN.findall(_run([*exp, "-Smodel=smoke-b"], project)))
+    assert "embed@smoke-b-sample" in to_b
+    back = _run([*exp, "-Smodel=smoke"], project)
+    ran_back = set(RAN.findall(back))
+    assert not {s for s in ran_back if s.startswith(("embed@", "manipulate@"))}, back
+    params = (project / "params.yaml").read_text()
+    assert "smoke:" in params and "smoke-b:" not in params
