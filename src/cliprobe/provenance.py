@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 
 PACKAGES = ("cliprobe", "torch", "torchvision", "open_clip_torch", "numpy", "pillow", "scipy",
-            "pandas", "pyarrow")
+            "scikit-image", "opencv-python", "imagecorruptions-imaug", "pandas", "pyarrow")
 
 RANDOM_WEIGHTS_LABEL = "RANDOM WEIGHTS (not a trained CLIP; numbers are not findings)"
 

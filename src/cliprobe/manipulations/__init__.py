@@ -1,10 +1,11 @@
 """Image manipulations. Importing this package fills the registry.
 
 The registry lives in :mod:`cliprobe.manipulations.registry`; the functions in one module per
-family (:mod:`~cliprobe.manipulations.basic`, ...).
+family (:mod:`~cliprobe.manipulations.basic`,
+:mod:`~cliprobe.manipulations.corruptions`, ...).
 """
 
-from cliprobe.manipulations import basic  # noqa: F401  (registers the functions)
+from cliprobe.manipulations import basic, corruptions  # noqa: F401  (registers the functions)
 from cliprobe.manipulations.registry import Manipulation, get, names, register
 
 __all__ = ["Manipulation", "get", "names", "register"]

@@ -1,0 +1,175 @@
+"""ImageNet-C corruptions (Hendrycks & Dietterich 2019, SPEC §5) as registry entries.
+
+The 15 benchmark corruptions and the 4 extra ones are registered as ``imagenet_c_<corruption>``
+(``imagenet_c_gaussian_noise``, ...; the prefix keeps them apart from seed 001's
+``gaussian_blur``). All share :class:`CorruptionParams`: a severity 1-5 and the construction,
+
+- ``imagenet_c``: Resize(256) on the short side + CenterCrop(224), then corrupt, exactly the
+  order of the original dataset (so every output is 224x224);
+- ``full_resolution``: corrupt the image as it is (at least 32x32 pixels, the library's limit).
+
+The pixels come from ``imagecorruptions`` (the maintained fork ``imagecorruptions-imaug``, same
+import name), imported on first use because it pulls in numba, OpenCV and scikit-image. The
+library draws from numpy's global RNG, so the entries declare ``uses_global_rng`` and the caller
+seeds it per image; the two functions that would otherwise draw fresh OS entropy (glass_blur,
+impulse_noise) get a seed drawn from that global RNG.
+
+Not byte-identical to the released ImageNet-C: that was written with Hendrycks' own script
+(``np.uint8`` truncation, then JPEG quality 85), and the library re-implements some corruptions
+(motion_blur and snow without ImageMagick, elastic_transform without the random affine step,
+pixelate upsampling with NEAREST instead of BOX). Here floats are rounded, not truncated, and
+nothing is JPEG-encoded, so CE against AlexNet's published errors is ImageNet-C-style, not exact.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from cliprobe.manipulations.registry import ManipulationFn, register
+
+#: The 15 corruptions of the benchmark, in the paper's (and SPEC §5's) order.
+IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (
+    "gaussian_noise", "shot_noise", "impulse_noise",
+    "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness",
+    "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)  # fmt: skip
+#: The 4 extra ("held-out") corruptions; not part of mCE.
+EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+ALL_CORRUPTIONS: tuple[str, ...] = IMAGENET_C_CORRUPTIONS + EXTRA_CORRUPTIONS
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+FAMILIES: dict[str, str] = {
+    **dict.fromkeys(("gaussian_noise", "shot_noise", "impulse_noise"), "noise"),
+    **dict.fromkeys(("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"), "blur"),
+    **dict.fromkeys(("snow", "frost", "fog", "brightness"), "weather"),
+    **dict.fromkeys(("contrast", "elastic_transform", "pixelate", "jpeg_compression"), "digital"),
+    **dict.fromkeys(EXTRA_CORRUPTIONS, "extra"),
+}
+
+REGISTRY_PREFIX = "imagenet_c_"
+#: The original construction: torchvision Resize(256) (bilinear on PIL) + CenterCrop(224).
+RESIZE_SHORT_SIDE = 256
+CROP_SIDE = 224
+#: ``imagecorruptions.corrupt`` refuses smaller images; several corruptions degenerate below it.
+MIN_SIDE = 32
+
+#: Library functions that take a ``seed`` and otherwise seed themselves from OS entropy.
+_SEEDED_BY_ARGUMENT = frozenset({"glass_blur", "impulse_noise"})
+
+
+def registry_name(corruption: str) -> str:
+    """The registry name of an ImageNet-C corruption: ``imagenet_c_<corruption>``."""
+    if corruption not in ALL_CORRUPTIONS:
+        raise ValueError(
+            f"unknown ImageNet-C corruption {corruption!r}; valid: {', '.join(ALL_CORRUPTIONS)}"
+        )
+    return REGISTRY_PREFIX + corruption
+
+
+class CorruptionParams(BaseModel):
+    """Parameters shared by every ImageNet-C corruption."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severity: int = Field(ge=1, le=5, strict=True, description="ImageNet-C severity, 1-5")
+    construction: Literal["imagenet_c", "full_resolution"] = Field(
+        default="imagenet_c",
+        description="imagenet_c: Resize(256) + CenterCrop(224) before corrupting, as the "
+        "original dataset; full_resolution: corrupt the image as it is",
+    )
+
+
+def imagenet_c_construction(image: Image.Image) -> Image.Image:
+    """Resize(256) on the short side (bilinear) + CenterCrop(224), as torchvision on PIL.
+
+    Mirrors ``torchvision.transforms.Resize(256)`` and ``CenterCrop(224)`` (the long side is
+    truncated, the crop offset rounded half to even), so the output is always 224x224.
+    """
+    width, height = image.size
+    if width <= height:
+        new_width = RESIZE_SHORT_SIDE
+        new_height = int(RESIZE_SHORT_SIDE * height / width)
+    else:
+        new_height = RESIZE_SHORT_SIDE
+        new_width = int(RESIZE_SHORT_SIDE * width / height)
+    if (new_width, new_height) != (width, height):
+        image = image.resize((new_width, new_height), Image.Resampling.BILINEAR)
+    top = round((new_height - CROP_SIDE) / 2.0)
+    left = round((new_width - CROP_SIDE) / 2.0)
+    return image.crop((left, top, left + CROP_SIDE, top + CROP_SIDE))
+
+
+def _to_rgb8(result: Any, size: tuple[int, int], corruption: str) -> Image.Image:
+    """The library's output (float array in [0, 255] or PIL image) as 8-bit RGB PIL."""
+    pixels = np.asarray(result)
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    width, height = size
+    if pixels.shape != (height, width, 3):
+        raise ValueError(
+            f"{corruption} returned an array of shape {pixels.shape} for a {width}x{height} "
+            "RGB image"
+        )
+    if pixels.dtype != np.uint8:
+        pixels = pixels.astype(np.float64)
+        if not np.isfinite(pixels).all():
+            # e.g. spatter divides by the maximum of an all-zero layer on very small images
+            raise ValueError(f"{corruption} produced non-finite pixels on a {width}x{height} image")
+        pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+def corrupt(image: Image.Image, corruption: str, params: CorruptionParams) -> Image.Image:
+    """Apply one ImageNet-C corruption; reads numpy's global RNG (seed it first).
+
+    Returns an 8-bit RGB image: 224x224 with ``construction="imagenet_c"``, the input's size
+    with ``"full_resolution"``. Raises ``ValueError`` when the image is too small for the
+    library (full resolution under 32 pixels) or the library's output is unusable.
+    """
+    from imagecorruptions import corruption_dict  # slow: numba, cv2, skimage
+
+    if corruption not in corruption_dict:
+        raise ValueError(f"imagecorruptions has no corruption {corruption!r}")
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    if params.construction == "imagenet_c":
+        rgb = imagenet_c_construction(rgb)
+    elif min(rgb.size) < MIN_SIDE:
+        raise ValueError(
+            f"{corruption} needs an image of at least {MIN_SIDE}x{MIN_SIDE} pixels, got "
+            f"{rgb.size[0]}x{rgb.size[1]}; use construction=imagenet_c (resizes to 224x224)"
+        )
+    kwargs: dict[str, int] = {}
+    if corruption in _SEEDED_BY_ARGUMENT:
+        # drawn from the per-image seeded global RNG, so reruns give identical pixels
+        kwargs["seed"] = int(np.random.randint(0, 2**31 - 1))
+    result = corruption_dict[corruption](rgb, params.severity, **kwargs)
+    return _to_rgb8(result, rgb.size, corruption)
+
+
+def _make_entry(corruption: str) -> ManipulationFn:
+    """Register ``imagenet_c_<corruption>`` as a module-level (hence picklable) function."""
+    name = registry_name(corruption)
+
+    def apply(
+        image: Image.Image, params: CorruptionParams, rng: np.random.Generator
+    ) -> Image.Image:
+        return corrupt(image, corruption, params)
+
+    label = corruption.replace("_", " ")
+    kind = "extra corruption" if FAMILIES[corruption] == "extra" else FAMILIES[corruption]
+    apply.__doc__ = f"ImageNet-C {label} ({kind}), severity 1-5 (imagecorruptions)."
+    apply.__name__ = apply.__qualname__ = name
+    apply.__module__ = __name__
+    setattr(sys.modules[__name__], name, apply)
+    return register(name, CorruptionParams, uses_global_rng=True)(apply)
+
+
+for _corruption in ALL_CORRUPTIONS:
+    _make_entry(_corruption)
+del _corruption

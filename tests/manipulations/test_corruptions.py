@@ -1,0 +1,198 @@
+"""The ImageNet-C corruptions (SPEC §5): every one runs, is seeded per image, validates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from cliprobe.config.loading import manipulation_params
+from cliprobe.embedding.reader import manipulation_transform
+from cliprobe.errors import ConfigError
+from cliprobe.manipulations import get, names
+from cliprobe.manipulations.corruptions import (
+    ALL_CORRUPTIONS,
+    EXTRA_CORRUPTIONS,
+    IMAGENET_C_CORRUPTIONS,
+    CorruptionParams,
+    _to_rgb8,
+    imagenet_c_construction,
+    registry_name,
+)
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+NOISE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    """A 256x256 crop of a real photo (the astronaut's face and shoulders)."""
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()[:256, 128:384])
+
+
+def _transform(corruption: str, params: CorruptionParams, cell: str = "cell", seed: int = 0):
+    return manipulation_transform(get(registry_name(corruption)), params, cell, seed)
+
+
+def test_all_19_are_registered_with_the_global_rng_flag() -> None:
+    assert len(ALL_CORRUPTIONS) == 19 and len(IMAGENET_C_CORRUPTIONS) == 15
+    assert EXTRA_CORRUPTIONS == ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+    registered = [name for name in names() if name.startswith("imagenet_c_")]
+    assert sorted(registered) == sorted(registry_name(c) for c in ALL_CORRUPTIONS)
+    assert get("gaussian_blur").params_model is not CorruptionParams  # seed 001's blur intact
+    for corruption in ALL_CORRUPTIONS:
+        entry = get(registry_name(corruption))
+        assert entry.uses_global_rng and entry.params_model is CorruptionParams
+        assert corruption.replace("_", " ") in entry.description
+    with pytest.raises(ValueError, match="valid"):
+        registry_name("rain")
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+@pytest.mark.parametrize("corruption", ALL_CORRUPTIONS)
+def test_every_corruption_runs_on_a_photo(
+    photo: Image.Image, corruption: str, severity: int
+) -> None:
+    out = _transform(corruption, CorruptionParams(severity=severity))(photo, "astronaut")
+    assert out.mode == "RGB" and out.size == (224, 224)
+    pixels = np.asarray(out)
+    assert pixels.dtype == np.uint8
+    clean = np.asarray(imagenet_c_construction(photo))
+    assert not np.array_equal(pixels, clean), "the corruption left the image unchanged"
+
+
+def test_severity_makes_a_stronger_corruption(photo: Image.Image) -> None:
+    clean = np.asarray(imagenet_c_construction(photo)).astype(np.float64)
+    distance = {
+        severity: np.abs(
+            np.asarray(_transform("gaussian_noise", CorruptionParams(severity=severity))(
+                photo, "astronaut"
+            )).astype(np.float64) - clean
+        ).mean()
+        for severity in (1, 5)
+    }
+    assert distance[5] > 2 * distance[1]
+
+
+@pytest.mark.parametrize("corruption", ALL_CORRUPTIONS)
+def test_full_resolution_keeps_the_size_of_a_non_square_image(
+    photo: Image.Image, corruption: str
+) -> None:
+    small = photo.crop((0, 0, 96, 64))
+    params = CorruptionParams(severity=3, construction="full_resolution")
+    out = _transform(corruption, params)(small, "astronaut")
+    assert out.mode == "RGB" and out.size == (96, 64)
+
+
+@pytest.mark.parametrize("corruption", ALL_CORRUPTIONS)
+def test_same_image_and_seed_give_identical_bytes(photo: Image.Image, corruption: str) -> None:
+    transform = _transform(corruption, CorruptionParams(severity=3))
+    first = transform(photo, "astronaut").tobytes()
+    np.random.seed(12345)  # disturb the global state: the transform must re-seed it
+    np.random.random(100)
+    assert transform(photo, "astronaut").tobytes() == first
+    # a fresh transform (as in another DataLoader worker) gives the same pixels too
+    assert _transform(corruption, CorruptionParams(severity=3))(photo, "astronaut").tobytes() == (
+        first
+    )
+
+
+@pytest.mark.parametrize("corruption", [*NOISE, "glass_blur"])
+def test_random_corruptions_differ_between_images_and_seeds(
+    photo: Image.Image, corruption: str
+) -> None:
+    transform = _transform(corruption, CorruptionParams(severity=3))
+    outputs = {
+        transform(photo, "astronaut").tobytes(),
+        transform(photo, "astronaut-copy").tobytes(),
+        _transform(corruption, CorruptionParams(severity=3), seed=1)(photo, "astronaut").tobytes(),
+        _transform(corruption, CorruptionParams(severity=3), cell="other")(
+            photo, "astronaut"
+        ).tobytes(),
+    }
+    assert len(outputs) == 4
+
+
+@pytest.mark.parametrize(("width", "height"), [(256, 256), (500, 375), (375, 500), (10, 10),
+                                               (1, 1), (225, 1000), (3000, 17)])
+def test_imagenet_c_construction_equals_torchvision(width: int, height: int) -> None:
+    from torchvision import transforms
+
+    rng = np.random.default_rng(width * 10_000 + height)
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    reference = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224)])(image)
+    ours = imagenet_c_construction(image)
+    assert ours.size == (224, 224)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))
+
+
+@pytest.mark.parametrize("side", [1, 10])
+@pytest.mark.parametrize("corruption", ALL_CORRUPTIONS)
+def test_tiny_images(corruption: str, side: int) -> None:
+    tiny = Image.new("RGB", (side, side), (120, 60, 200))
+    # the original construction upsamples to 224x224 first: every corruption works
+    out = _transform(corruption, CorruptionParams(severity=5))(tiny, "tiny")
+    assert out.size == (224, 224)
+    # at full resolution the library's 32-pixel limit is a clear ValueError (a logged skip)
+    full = CorruptionParams(severity=5, construction="full_resolution")
+    with pytest.raises(ValueError, match=r"at least 32x32 pixels.*construction=imagenet_c"):
+        _transform(corruption, full)(tiny, "tiny")
+
+
+def test_greyscale_and_alpha_inputs_become_rgb(photo: Image.Image) -> None:
+    for mode in ("L", "RGBA"):
+        out = _transform("contrast", CorruptionParams(severity=2))(photo.convert(mode), "x")
+        assert out.mode == "RGB" and out.size == (224, 224)
+
+
+def test_float_output_is_clipped_and_rounded() -> None:
+    result = np.array([[[-3.0, 127.5, 128.5], [254.6, 255.4, 300.0]]])
+    out = np.asarray(_to_rgb8(result, (2, 1), "test"))
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, [[[0, 128, 128], [255, 255, 255]]])  # half to even
+    with pytest.raises(ValueError, match="non-finite"):
+        _to_rgb8(np.full((1, 1, 3), np.nan), (1, 1), "test")
+    with pytest.raises(ValueError, match="shape"):
+        _to_rgb8(np.zeros((2, 2, 3)), (1, 1), "test")
+
+
+@pytest.mark.parametrize("severity", [0, 6, 7, -1, 3.5, True, "3"])
+def test_bad_severity_names_its_key_path(severity: object) -> None:
+    with pytest.raises(ConfigError, match=r"manipulation\.gaussian_noise\.severity"):
+        manipulation_params(
+            "gaussian_noise", "imagenet_c_gaussian_noise", {"severity": severity}
+        )
+
+
+@pytest.mark.parametrize(
+    ("params", "key_path"),
+    [
+        ({}, "manipulation.fog.severity"),
+        ({"severity": 2, "construction": "resize"}, "manipulation.fog.construction"),
+        ({"severity": 2, "sigma": 1.0}, "manipulation.fog.sigma"),
+    ],
+)
+def test_bad_params_name_their_key_path(params: dict, key_path: str) -> None:
+    with pytest.raises(ConfigError, match=key_path.replace(".", r"\.")):
+        manipulation_params("fog", "imagenet_c_fog", params)
+
+
+def test_good_params_validate() -> None:
+    parsed = manipulation_params("fog", "imagenet_c_fog", {"severity": 5})
+    assert parsed == CorruptionParams(severity=5, construction="imagenet_c")
+
+
+@pytest.mark.parametrize("corruption", ALL_CORRUPTIONS)
+def test_conf_file_nests_itself_and_validates(corruption: str) -> None:
+    raw = yaml.safe_load((CONF / "manipulation" / f"{corruption}.yaml").read_text())
+    assert list(raw) == [corruption]
+    entry = dict(raw[corruption])
+    assert entry.pop("function") == registry_name(corruption)
+    assert manipulation_params(corruption, registry_name(corruption), entry) == CorruptionParams(
+        severity=3, construction="imagenet_c"
+    )
