@@ -6,6 +6,13 @@ family (:mod:`~cliprobe.manipulations.basic`,
 """
 
 from cliprobe.manipulations import basic, corruptions  # noqa: F401  (registers the functions)
-from cliprobe.manipulations.registry import Manipulation, get, names, register
+from cliprobe.manipulations.registry import (
+    ImageContext,
+    Manipulated,
+    Manipulation,
+    get,
+    names,
+    register,
+)
 
-__all__ = ["Manipulation", "get", "names", "register"]
+__all__ = ["ImageContext", "Manipulated", "Manipulation", "get", "names", "register"]

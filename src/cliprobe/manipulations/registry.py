@@ -3,12 +3,21 @@
 A manipulation is a pure function ``(image, params, rng) -> image`` on 8-bit RGB PIL images.
 Adding one means writing the function here or in a sibling module, decorating it with
 :func:`register`, and adding ``conf/manipulation/<name>.yaml``.
+
+Two optional extensions, for manipulations that depend on the image's label (a typographic
+attack writes a class name other than the true one):
+
+- ``register(..., needs_context=True)``: the function is called as
+  ``fn(image, params, rng, context)`` with an :class:`ImageContext`.
+- the function may return :class:`Manipulated` (image + per-image ``info``) instead of an
+  image; ``info`` (JSON-serialisable, e.g. ``{"word": "dog", "word_label": "dog"}``) is stored
+  with the image's embedding so the scores can use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -17,7 +26,24 @@ from pydantic import BaseModel, ConfigDict
 
 P = TypeVar("P", bound=BaseModel)
 
-ManipulationFn = Callable[[Image.Image, Any, np.random.Generator], Image.Image]
+ManipulationFn = Callable[..., "Image.Image | Manipulated"]
+
+
+@dataclass(frozen=True)
+class ImageContext:
+    """What a context-aware manipulation may know about the image besides its pixels."""
+
+    image_id: str
+    label: str
+    class_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Manipulated:
+    """A manipulated image plus per-image facts recorded next to its embedding."""
+
+    image: Image.Image
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class NoParams(BaseModel):
@@ -31,18 +57,32 @@ class Manipulation(Generic[P]):
     """A registered manipulation."""
 
     name: str
-    apply: Callable[[Image.Image, P, np.random.Generator], Image.Image]
+    apply: Callable[..., Image.Image | Manipulated]
     params_model: type[P]
     description: str
     #: True when the function reads numpy's global RNG (seeded per image by the caller).
     uses_global_rng: bool = False
+    #: True when the function takes a fourth argument, the :class:`ImageContext`.
+    needs_context: bool = False
+
+    def __call__(
+        self, image: Image.Image, params: P, rng: np.random.Generator, context: ImageContext
+    ) -> Manipulated:
+        """Apply to one image, always returning :class:`Manipulated`."""
+        result = (self.apply(image, params, rng, context) if self.needs_context
+                  else self.apply(image, params, rng))
+        return result if isinstance(result, Manipulated) else Manipulated(result)
 
 
 _REGISTRY: dict[str, Manipulation[Any]] = {}
 
 
 def register(
-    name: str, params_model: type[BaseModel] = NoParams, *, uses_global_rng: bool = False
+    name: str,
+    params_model: type[BaseModel] = NoParams,
+    *,
+    uses_global_rng: bool = False,
+    needs_context: bool = False,
 ) -> Callable[[ManipulationFn], ManipulationFn]:
     """Decorator adding a function to the registry under ``name``."""
 
@@ -56,6 +96,7 @@ def register(
             params_model=params_model,
             description=doc[0] if doc else "",
             uses_global_rng=uses_global_rng,
+            needs_context=needs_context,
         )
         return function
 
