@@ -2,34 +2,60 @@
 
 Every image passes through :func:`load_rgb` before any manipulation, so EXIF orientation,
 16-bit, palette, alpha and CMYK files reach the manipulations as plain 8-bit RGB, and broken
-files become an :class:`ImageSkipped` with a reason instead of a crash.
+files become an :class:`ImageSkipped` with a reason instead of a crash. :func:`load_rgb`
+raises nothing else for a bad file: a decoder bug on one odd file must not stop a stage.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
-from pathlib import Path
+from typing import IO
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 # Fail on truncated files instead of silently decoding grey padding.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 ALPHA_BACKGROUND = (255, 255, 255)
 
+#: Longest side / shortest side above which an image is refused. CLIP preprocessing resizes the
+#: shortest side to the model's input size, so a 1 x 100,000 sliver (a few hundred bytes as a
+#: PNG) would be blown up to a multi-gigabyte image and kill the worker.
+MAX_ASPECT_RATIO = 100.0
+
+#: What :func:`load_rgb` accepts: ``str``, ``bytes`` (e.g. a non-UTF-8 name from
+#: ``os.listdir(b".")``) or any path-like.
+ImagePath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+_WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
 
 class ImageSkipped(Exception):
     """An image that cannot be used; ``reason`` is a short, loggable description."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
+    def __init__(self, path: ImagePath, reason: str) -> None:
+        self.path = os.fsdecode(path)
+        super().__init__(f"{self.path}: {reason}")
         self.reason = reason
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
-    """Scale 16/32-bit integer and float images to 8 bit (PIL's convert would clip them)."""
+    """Scale 16/32-bit integer and float images to 8 bit (PIL's convert would clip them).
+
+    A single-value ``transparency`` (tRNS of a 16-bit grey PNG) becomes an alpha channel.
+    """
     array = np.asarray(image)
     if image.mode in {"I;16", "I;16B", "I;16L", "I;16N"}:
         scaled = array.astype(np.float64) / 65535.0
@@ -40,14 +66,23 @@ def _to_8bit(image: Image.Image) -> Image.Image:
         finite = np.nan_to_num(array.astype(np.float64))
         high = max(float(finite.max(initial=0.0)), 1.0)
         scaled = finite / high
-    return Image.fromarray(np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8), mode="L")
+    grey = Image.fromarray(np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8))
+    transparency = image.info.get("transparency")
+    if image.mode != "F" and isinstance(transparency, int):
+        alpha = Image.fromarray(np.where(array == transparency, 0, 255).astype(np.uint8))
+        return Image.merge("LA", (grey, alpha))
+    return grey
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL image to 8-bit RGB; transparent pixels become white."""
-    if image.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
+    """Convert any PIL image to 8-bit RGB; transparent pixels become white.
+
+    Transparency may come from an alpha channel or from a ``transparency`` key (palette,
+    grey or RGB PNG with a tRNS chunk); both are composited onto :data:`ALPHA_BACKGROUND`.
+    """
+    if image.mode in _WIDE_MODES:
         image = _to_8bit(image)
-    if image.mode == "P" and "transparency" in image.info:
+    if image.mode in {"P", "1", "L", "RGB"} and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in {"RGBA", "LA", "PA", "La", "RGBa"}:
         rgba = image.convert("RGBA")
@@ -56,35 +91,90 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Decode ``path`` fully, apply its EXIF orientation and return 8-bit RGB.
-
-    Raises :class:`ImageSkipped` for empty, truncated, non-image, oversized (decompression
-    bomb) and degenerate files.
-    """
-    file = Path(path)
+def _orientation(image: Image.Image, name: str) -> int:
+    """The EXIF (or XMP) orientation 1-8 of ``image``; invalid values count as 1 (upright)."""
     try:
-        if file.stat().st_size == 0:
-            raise ImageSkipped(path, "empty file (0 bytes)")
-    except OSError as error:
-        raise ImageSkipped(path, f"cannot read file: {error.strerror or error}") from None
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception as error:  # Pillow's EXIF parser raises many types
+        raise ImageSkipped(
+            name, f"unreadable EXIF metadata, orientation unknown ({type(error).__name__})"
+        ) from None
+    try:
+        orientation = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return orientation if orientation in _ORIENTATION_TRANSPOSE else 1
+
+
+def _upright(image: Image.Image, name: str) -> Image.Image:
+    """A detached copy of ``image`` turned upright according to its EXIF orientation.
+
+    Pillow's ``ImageOps.exif_transpose`` also re-serialises the EXIF block to drop the tag, and
+    that crashes (TypeError, struct.error, AttributeError) on slightly malformed EXIF that it
+    parsed fine; we only need the pixels, so transpose directly.
+    """
+    method = _ORIENTATION_TRANSPOSE.get(_orientation(image, name))
+    return image.transpose(method) if method is not None else image.copy()
+
+
+def _check_geometry(size: tuple[int, int], name: str) -> None:
+    width, height = size
+    if min(width, height) < 1:
+        raise ImageSkipped(name, f"degenerate image size {width}x{height}")
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        raise ImageSkipped(
+            name,
+            f"degenerate aspect ratio {width}x{height} (over {MAX_ASPECT_RATIO:g}:1; "
+            "resizing it for the model would need gigabytes)",
+        )
+
+
+def _decode(handle: IO[bytes], name: str) -> Image.Image:
+    """Decode an open file to upright 8-bit RGB, translating every failure to ImageSkipped."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its pixel limit; treat both as bombs.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as opened:
+            with Image.open(handle) as opened:
+                _check_geometry(opened.size, name)
                 opened.load()
-                image = ImageOps.exif_transpose(opened) or opened
-                rgb = to_rgb(image)
+                rgb = to_rgb(_upright(opened, name))
                 rgb.load()
     except ImageSkipped:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageSkipped(path, f"decompression bomb refused: {error}") from None
+        raise ImageSkipped(name, f"decompression bomb refused: {error}") from None
     except UnidentifiedImageError:
-        raise ImageSkipped(path, "not an image file Pillow can identify") from None
+        raise ImageSkipped(name, "not an image file Pillow can identify") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageSkipped(path, f"corrupt or truncated image: {error}") from None
-    if min(rgb.size) < 1:
-        raise ImageSkipped(path, f"degenerate image size {rgb.size}")
+        raise ImageSkipped(name, f"corrupt or truncated image: {error}") from None
+    except Exception as error:  # the contract: ImageSkipped or an image
+        raise ImageSkipped(
+            name, f"undecodable image ({type(error).__name__}: {error})"
+        ) from None
     return rgb
+
+
+def load_rgb(path: ImagePath) -> Image.Image:
+    """Decode ``path`` fully, apply its EXIF orientation and return 8-bit RGB.
+
+    ``path`` may be ``bytes`` (a non-UTF-8 file name on Linux). Raises :class:`ImageSkipped`
+    (and nothing else) for missing, unreadable, non-regular, empty, truncated, non-image,
+    oversized (decompression bomb), degenerate (size or aspect ratio) and otherwise
+    undecodable files. Reasons never contain the path, so they are the same on every machine.
+    """
+    name = os.fsdecode(path)
+    try:
+        info = os.stat(name)
+    except OSError as error:
+        raise ImageSkipped(name, f"cannot read file: {error.strerror or error}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageSkipped(name, "not a regular file")
+    if info.st_size == 0:
+        raise ImageSkipped(name, "empty file (0 bytes)")
+    try:
+        handle = open(name, "rb")  # noqa: SIM115 - closed below, after decoding
+    except OSError as error:
+        raise ImageSkipped(name, f"cannot read file: {error.strerror or error}") from None
+    with handle:
+        return _decode(handle, name)

@@ -74,7 +74,7 @@ class ManifestImages:
             return Item(position, None, skipped.reason)
         try:
             manipulated = self.transform(image, self.image_ids[position])
-        except Exception as error:  # noqa: BLE001 - a manipulation bug must not kill the run
+        except Exception as error:
             return Item(position, None, f"manipulation failed: {type(error).__name__}: {error}")
         if manipulated.mode != "RGB":
             manipulated = manipulated.convert("RGB")

@@ -86,8 +86,20 @@ def embed_manifest(
 
     started = time.perf_counter()
     frame = manifest.reset_index(drop=True)
+    if len(frame) == 0:
+        # Without this, the single empty chunk is never written and reading it back fails
+        # with FileNotFoundError instead of a sentence the user can act on.
+        raise DataError(
+            f"{description}: the manifest lists no images, so there is nothing to embed; "
+            "check the dataset's source and rerun its fetch stage"
+        )
+    # Chunks store labels and class indices, and their vectors depend on the files read: a
+    # manifest relabelled or re-pointed after a killed run must not reuse the old chunks.
     key = partial_key({"metadata": metadata, "chunk_size": chunk_size,
-                       "ids": list(frame["image_id"])})
+                       "ids": [str(i) for i in frame["image_id"]],
+                       "paths": [str(p) for p in frame["path"]],
+                       "labels": [str(label) for label in frame["label"]],
+                       "class_indices": [int(c) for c in frame["class_index"]]})
     store = ChunkStore(partial_root / key, chunk_size, len(frame))
     pending = store.pending()
     resumed = store.n_chunks - len(pending)

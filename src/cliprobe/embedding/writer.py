@@ -87,12 +87,11 @@ class ChunkStore:
         """Assemble all chunks into ``output`` atomically; return the number of rows written."""
         schema = embedding_schema(dim, metadata)
         rows = 0
-        with atomic_path(output) as tmp:
-            with pq.ParquetWriter(tmp, schema) as writer:
-                for table in self.iter_tables():
-                    if len(table):
-                        writer.write_table(table.replace_schema_metadata(schema.metadata))
-                        rows += len(table)
+        with atomic_path(output) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+            for table in self.iter_tables():
+                if len(table):
+                    writer.write_table(table.replace_schema_metadata(schema.metadata))
+                    rows += len(table)
         return rows
 
     def clear(self) -> None:
