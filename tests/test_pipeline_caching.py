@@ -11,54 +11,32 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cliprobe.config.compose import compose_params, to_yaml
+from cliprobe.devtools import RAN, make_project, repro, run
 
 pytestmark = pytest.mark.slow
 
-RAN = re.compile(r"Running stage '([^']+)'")
 BASE = ["model=smoke", "embed.num_workers=0", "stats.bootstrap_resamples=200"]
 
 
 def _run(args: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "CLIPROBE_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    return output
+    return run(args, cwd)
 
 
 def _repro(project: Path, overrides: list[str]) -> set[str]:
-    (project / "params.yaml").write_text(to_yaml(compose_params(project / "conf", overrides)))
-    return set(RAN.findall(_run(["dvc", "repro"], project)))
+    return repro(project, overrides)[0]
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
-    root = tmp_path_factory.mktemp("pipeline")
-    for name in ("conf", "src", "dvc.yaml", ".dvcignore", ".gitignore"):
-        source = repo / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, root / name)
+    root = make_project(tmp_path_factory.mktemp("pipeline") / "project", repo)
     # a second random-weight model, so the test can switch models offline
     (root / "conf" / "model" / "smoke-b.yaml").write_text(
         "smoke-b:\n  arch: cliprobe-smoke\n  pretrained: null\n  random_init_seed: 1\n"
     )
-    _run(["git", "init", "-q"], root)
-    _run(["dvc", "init", "-q"], root)
-    _run(["dvc", "config", "core.analytics", "false"], root)
-    _run(["dvc", "config", "hydra.enabled", "true"], root)
     return root
 
 
