@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,28 +13,43 @@ import pandas as pd
 from PIL import Image
 
 from cliprobe.images import ImageSkipped, load_rgb
-from cliprobe.manipulations.registry import Manipulation
+from cliprobe.manipulations.registry import ImageContext, Manipulated, Manipulation
 from cliprobe.seeding import image_rng, legacy_seed
 
-#: (image, image_id) -> manipulated image
-ImageTransform = Callable[[Image.Image, str], Image.Image]
+#: (image, context) -> manipulated image, optionally with per-image info
+ImageStep = Callable[[Image.Image, ImageContext], "Manipulated | Image.Image"]
 
 
-def manipulation_transform(
+def _context(context_or_id: ImageContext | str) -> ImageContext:
+    if isinstance(context_or_id, ImageContext):
+        return context_or_id
+    return ImageContext(image_id=context_or_id, label="", class_names=())
+
+
+def manipulation_step(
     manipulation: Manipulation[Any], params: Any, cell_name: str, global_seed: int
-) -> ImageTransform:
+) -> Callable[[Image.Image, ImageContext | str], Manipulated]:
     """Bind a registered manipulation to its params and to per-image seeds.
 
     The seed depends on (global seed, image id, cell name) only, so two cells that use the same
     function with different params draw independent randomness, and reruns draw the same.
     """
 
-    def transform(image: Image.Image, image_id: str) -> Image.Image:
+    def step(image: Image.Image, context: ImageContext | str) -> Manipulated:
+        ctx = _context(context)
         if manipulation.uses_global_rng:
-            np.random.seed(legacy_seed(global_seed, image_id, cell_name))
-        return manipulation.apply(image, params, image_rng(global_seed, image_id, cell_name))
+            np.random.seed(legacy_seed(global_seed, ctx.image_id, cell_name))
+        return manipulation(image, params, image_rng(global_seed, ctx.image_id, cell_name), ctx)
 
-    return transform
+    return step
+
+
+def manipulation_transform(
+    manipulation: Manipulation[Any], params: Any, cell_name: str, global_seed: int
+) -> Callable[[Image.Image, ImageContext | str], Image.Image]:
+    """Like :func:`manipulation_step`, returning only the image (image id or context in)."""
+    step = manipulation_step(manipulation, params, cell_name, global_seed)
+    return lambda image, context: step(image, context).image
 
 
 @dataclass
@@ -43,6 +59,7 @@ class Item:
     position: int
     tensor: Any | None
     skip_reason: str | None
+    info: str = ""
 
 
 class ManifestImages:
@@ -56,11 +73,13 @@ class ManifestImages:
         self,
         manifest: pd.DataFrame,
         image_root: Path,
-        transform: ImageTransform,
+        transform: ImageStep,
         preprocess: Callable[[Image.Image], Any],
     ) -> None:
         self.paths = [str(image_root / p) for p in manifest["path"]]
         self.image_ids = list(manifest["image_id"])
+        self.labels = [str(label) for label in manifest["label"]]
+        self.class_names = tuple(sorted(set(self.labels)))
         self.transform = transform
         self.preprocess = preprocess
 
@@ -72,13 +91,16 @@ class ManifestImages:
             image = load_rgb(self.paths[position])
         except ImageSkipped as skipped:
             return Item(position, None, skipped.reason)
+        context = ImageContext(self.image_ids[position], self.labels[position], self.class_names)
         try:
-            manipulated = self.transform(image, self.image_ids[position])
+            result = self.transform(image, context)
         except Exception as error:
             return Item(position, None, f"manipulation failed: {type(error).__name__}: {error}")
-        if manipulated.mode != "RGB":
-            manipulated = manipulated.convert("RGB")
-        return Item(position, self.preprocess(manipulated), None)
+        if not isinstance(result, Manipulated):
+            result = Manipulated(result)
+        manipulated = result.image if result.image.mode == "RGB" else result.image.convert("RGB")
+        info = json.dumps(result.info, sort_keys=True) if result.info else ""
+        return Item(position, self.preprocess(manipulated), None, info)
 
 
 def collate_items(items: Sequence[Item]) -> list[Item]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from cliprobe.embedding.reader import ImageTransform, Item, ManifestImages, collate_items
+from cliprobe.embedding.reader import ImageStep, Item, ManifestImages, collate_items
 from cliprobe.embedding.writer import ChunkStore, partial_key
 from cliprobe.errors import DataError
 
@@ -63,7 +63,7 @@ def _batches(store: ChunkStore, pending: list[int], batch_size: int) -> list[lis
 def embed_manifest(
     manifest: pd.DataFrame,
     image_root: Path,
-    transform: ImageTransform,
+    transform: ImageStep,
     preprocess: Callable[[Any], Any],
     encode: Callable[[Any], np.ndarray],
     embed_dim: int,
@@ -177,4 +177,5 @@ def _flush(
         vectors=np.stack([vector for _, vector in kept]) if kept else np.zeros((0, embed_dim)),
         skipped=skipped,
         dim=embed_dim,
+        infos=[item.info for item, _ in kept],
     )

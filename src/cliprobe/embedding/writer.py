@@ -63,11 +63,12 @@ class ChunkStore:
         vectors: np.ndarray,
         skipped: list[dict[str, str]],
         dim: int,
+        infos: list[str] | None = None,
     ) -> None:
         """Write chunk ``index`` atomically (a killed writer leaves no chunk file)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         array = vectors if len(vectors) else np.zeros((0, dim), dtype=np.float32)
-        table = to_table(image_ids, labels, class_indices, array, {"skipped": skipped})
+        table = to_table(image_ids, labels, class_indices, array, {"skipped": skipped}, infos)
         with atomic_path(self.chunk_path(index)) as tmp:
             pq.write_table(table, tmp)
 

@@ -1,8 +1,9 @@
 """The embedding table: one Parquet file per (model, dataset, manipulation) cell.
 
-Columns: ``image_id`` (string), ``label`` (string), ``class_index`` (int64) and ``embedding``
-(fixed-size list of float32, L2-normalised). The file's ``cliprobe`` metadata (JSON) holds the
-provenance, ``n_images``, ``n_skipped`` and the list of skipped images with reasons.
+Columns: ``image_id`` (string), ``label`` (string), ``class_index`` (int64), ``info`` (JSON
+string of per-image facts a manipulation recorded, e.g. the word it wrote; "" when none) and
+``embedding`` (fixed-size list of float32, L2-normalised). The file's ``cliprobe`` metadata
+(JSON) holds the provenance, ``n_images``, ``n_skipped`` and the skipped images with reasons.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def embedding_schema(dim: int, metadata: dict[str, Any] | None = None) -> pa.Sch
             ("image_id", pa.string()),
             ("label", pa.string()),
             ("class_index", pa.int64()),
+            ("info", pa.string()),
             ("embedding", pa.list_(pa.float32(), dim)),
         ]
     )
@@ -41,6 +43,7 @@ def to_table(
     class_indices: Sequence[int],
     embeddings: np.ndarray,
     metadata: dict[str, Any] | None = None,
+    infos: Sequence[str] | None = None,
 ) -> pa.Table:
     """Build an embedding table from columns; ``embeddings`` is ``(N, D)`` float32."""
     vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -51,6 +54,8 @@ def to_table(
             pa.array(list(image_ids), type=pa.string()),
             pa.array(list(labels), type=pa.string()),
             pa.array(list(class_indices), type=pa.int64()),
+            pa.array(list(infos) if infos is not None else [""] * len(image_ids),
+                     type=pa.string()),
             pa.FixedSizeListArray.from_arrays(flat, dim),
         ],
         schema=embedding_schema(dim, metadata),
@@ -66,6 +71,12 @@ class EmbeddingTable:
     class_indices: np.ndarray
     vectors: np.ndarray
     metadata: dict[str, Any]
+    infos: np.ndarray
+
+    def info(self, row: int) -> dict[str, Any]:
+        """The per-image facts the manipulation recorded for ``row`` ({} when none)."""
+        text = self.infos[row]
+        return json.loads(text) if text else {}
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -89,4 +100,5 @@ def read_embeddings(path: str | Path) -> EmbeddingTable:
         class_indices=np.asarray(table.column("class_index").to_numpy(), dtype=np.int64),
         vectors=vectors.reshape(len(table), dim),
         metadata=json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}")),
+        infos=np.asarray(table.column("info").to_pylist(), dtype=object),
     )

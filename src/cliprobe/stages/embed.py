@@ -13,7 +13,7 @@ from cliprobe import paths
 from cliprobe.config.loading import manipulation_params
 from cliprobe.datasets.manifest import read_manifest
 from cliprobe.embedding.encoder import make_image_encoder
-from cliprobe.embedding.reader import manipulation_transform
+from cliprobe.embedding.reader import manipulation_step
 from cliprobe.embedding.runner import default_workers, embed_manifest
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import remove_stale_temporaries
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     report = embed_manifest(
         manifest,
         image_root=paths.raw_dir(args.dataset),
-        transform=manipulation_transform(manipulation, manip_params, args.manipulation,
+        transform=manipulation_step(manipulation, manip_params, args.manipulation,
                                          params.seed),
         preprocess=loaded.preprocess,
         encode=make_image_encoder(loaded.model, loaded.device, loaded.config.precision),
