@@ -91,5 +91,42 @@ def list_options(
     typer.echo(f"manipulation functions: {', '.join(names())}")
 
 
+@app.command()
+def report(
+    compare: Annotated[
+        list[str] | None,
+        typer.Option("--compare", help="git revision or DVC experiment to compare (repeatable)"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="output HTML file")] = None,
+    params_file: Annotated[
+        Path, typer.Option("--params", help="params file")
+    ] = Path("params.yaml"),
+) -> None:
+    """Render plots/report.html from a finished run, or compare runs (--compare REV ...)."""
+    from cliprobe.io.atomic import write_text
+
+    try:
+        if compare:
+            from cliprobe.report.compare import compare as compare_runs
+            from cliprobe.report.render import render_comparison
+
+            table = compare_runs(compare)
+            target = out or Path("plots/compare.html")
+            write_text(target, render_comparison(table, ["workspace", *compare]))
+        else:
+            from cliprobe.report.collect import collect
+            from cliprobe.report.render import render
+
+            target = out or Path("plots/report.html")
+            write_text(target, render(collect(params_file)))
+    except CliprobeError as error:
+        _fail(error)
+    except FileNotFoundError as error:
+        typer.echo(f"cliprobe: error: {error.filename} is missing: run the pipeline first "
+                   "(`make repro` or `dvc repro`)", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    typer.echo(f"wrote {target}")
+
+
 if __name__ == "__main__":
     app()
