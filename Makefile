@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 OVERRIDES ?=
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install repro test lint bench clean-partial
+.PHONY: help install repro test browser lint bench clean-partial
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,9 +28,14 @@ repro: $(STAMP)  ## compose conf/ (+ OVERRIDES) into params.yaml, validate, then
 	$(BIN)/cliprobe validate
 	$(BIN)/dvc repro
 
-test: $(STAMP)  ## lint, then every test (unit + end-to-end DVC pipeline)
+test: $(STAMP) browser  ## lint, then every test (unit + end-to-end DVC pipeline + browser)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+browser:  ## Debian's chromium for the report's browser test (installed when missing and root)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  >/dev/null 2>&1; } || echo "chromium is unavailable: the report's browser test will be skipped"
 
 lint: $(STAMP)  ## ruff only
 	$(BIN)/ruff check src tests benchmarks

@@ -101,3 +101,39 @@ def test_model_switch_back_runs_no_embedding(project: Path) -> None:
     assert not {s for s in ran_back if s.startswith(("embed@", "manipulate@"))}, back
     params = (project / "params.yaml").read_text()
     assert "smoke:" in params and "smoke-b:" not in params
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def test_report_renders_in_a_real_browser(project: Path, repo: Path) -> None:
+    """The report of the smoke run, opened in headless Chromium: every image loads, no
+    console error, and a screenshot is saved (build/report-screenshot.png)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing and could not be installed (make test installs "
+                    "Debian's chromium when it can)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    _run(["cliprobe", "report"], project)
+    report = project / "plots" / "report.html"
+    text = report.read_text()
+    assert "RANDOM WEIGHTS" in text and "seed001_accuracy" in text and "http" not in text.lower()
+    screenshot = repo / "build" / "report-screenshot.png"
+    screenshot.parent.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(report.resolve().as_uri())
+        images = page.evaluate(
+            "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    assert len(images) >= 4
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert errors == []
+    assert screenshot.stat().st_size > 10_000
