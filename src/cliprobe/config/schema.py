@@ -77,7 +77,37 @@ class ImageFolderSource(StrictModel):
     labels_csv: str | None = None
 
 
-DatasetSource = Annotated[SampleSource | ImageFolderSource, Field(discriminator="kind")]
+#: Where the Distill photos are downloaded from (the article's repository, CC-BY 4.0).
+TYPOGRAPHIC_IN_THE_WILD_URL = (
+    "https://raw.githubusercontent.com/distillpub/post--multimodal/master/"
+    "public/typographic/in-the-wild-2/"
+)
+
+
+class TypographicInTheWildSource(StrictModel):
+    """The Distill "in the wild" typographic photos (Goh et al. 2021): ``<object>-<word>.jpg``.
+
+    Downloaded from ``url_base`` into ``cache_dir`` and checked against the sha256 manifest
+    shipped with cliprobe, or taken from ``local_dir`` (any folder of ``<object>-<word>``
+    photos; files of the Distill set in it are checked against the manifest too).
+    """
+
+    kind: Literal["typographic_in_the_wild"]
+    local_dir: str | None = Field(
+        default=None, description="a local folder of <object>-<word>.jpg photos; null = download"
+    )
+    url_base: str = TYPOGRAPHIC_IN_THE_WILD_URL
+    cache_dir: str | None = Field(
+        default=None,
+        description="download cache; null = <user cache dir>/cliprobe/typographic_in_the_wild",
+    )
+    timeout: float = Field(default=30.0, gt=0, description="seconds per HTTP request")
+    retries: int = Field(default=3, ge=1, description="attempts per file, with backoff")
+
+
+DatasetSource = Annotated[
+    SampleSource | ImageFolderSource | TypographicInTheWildSource, Field(discriminator="kind")
+]
 
 
 class SubsampleConfig(StrictModel):
@@ -93,6 +123,10 @@ class DatasetConfig(StrictModel):
 
     source: DatasetSource
     subsample: SubsampleConfig = SubsampleConfig()
+    descriptions_csv: str | None = Field(
+        default=None, description="CSV label,description: the class texts of the "
+        "'descriptions' prompt set",
+    )
 
 
 class ManipulationConfig(BaseModel):
