@@ -1,9 +1,25 @@
-"""Stage plot: seed 001's figures and the heatmap, from the aggregate tables, into plots/figures."""
+"""Stage plot: seed 001's figures, the heatmap and the ImageNet-C figures, into plots/figures.
+
+Per model × dataset: ``hist_``, ``box_``, ``class_bars_<model>_<dataset>.png`` and per model
+``heatmap_<model>.png`` (seed 001). They show ``original`` and the non-corruption
+manipulations; ImageNet-C cells (registry ``imagenet_c_*``), when present, get their own figures
+from plots/severity.csv instead (95 of them would drown seed 001's):
+
+- ``severity_<model>_<dataset>[_<construction>].png``: metric vs severity, one line per
+  corruption, one panel per metric (the CE error, seed 001's score);
+- ``corruption_heatmap_<model>_<dataset>[_<construction>].png``: corruption × severity;
+- with several models, ``severity_models_<dataset>[_<construction>].png``: one panel per
+  corruption, one line per model.
+
+The ``_<construction>`` suffix is added only for constructions other than ``imagenet_c``.
+Every figure of a random-weight model is titled "RANDOM WEIGHTS: not a finding".
+"""
 
 from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -13,8 +29,10 @@ from cliprobe import paths
 from cliprobe.config.loading import load_params
 from cliprobe.errors import exit_on_user_error
 from cliprobe.io.atomic import atomic_path
-from cliprobe.plots import seed001
+from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
+from cliprobe.plots import corruption, seed001
 from cliprobe.stages._common import parser
+from cliprobe.stages.aggregate import ERROR_METRIC, HEADLINE
 
 FIGURES = paths.PLOTS / "figures"
 
@@ -25,11 +43,51 @@ def save(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
+def corruption_figures(models: Iterable[str], cells: pd.DataFrame, folder: Path) -> int:
+    """Draw the ImageNet-C figures from plots/severity.csv into ``folder``; their count."""
+    severity_file = paths.PLOTS / "severity.csv"
+    text = {key: str for key in ("model", "dataset", "construction", "corruption")}
+    rows = (pd.read_csv(severity_file, dtype=text) if severity_file.is_file()
+            else pd.DataFrame())
+    if rows.empty:
+        return 0
+    metrics = tuple(m for m in (ERROR_METRIC, HEADLINE) if m in rows.columns)
+    if not metrics:
+        return 0
+    random_models = set(cells.loc[cells["random_weights"].astype(bool), "model"])
+    selected = [m for m in models if m in set(rows["model"])]
+    written = 0
+    for (dataset, construction), group in rows.groupby(["dataset", "construction"], sort=False):
+        suffix = "" if construction == "imagenet_c" else f"_{construction}"
+        for model in selected:
+            chosen = group[group["model"] == model]
+            if chosen.empty:
+                continue
+            random = model in random_models
+            heading = f"{model} on {dataset}: ImageNet-C ({construction})"
+            save(corruption.severity_curves(chosen, heading, random, metrics),
+                 folder / f"severity_{model}_{dataset}{suffix}.png")
+            save(corruption.severity_heatmap(chosen, f"{model} on {dataset}: {metrics[0]}",
+                                             random, metrics[0]),
+                 folder / f"corruption_heatmap_{model}_{dataset}{suffix}.png")
+            written += 2
+        present = [m for m in selected if m in set(group["model"])]
+        if len(present) > 1:
+            random = any(m in random_models for m in present)
+            save(corruption.model_curves(group[group["model"].isin(present)],
+                                         f"{dataset}: ImageNet-C ({construction}), "
+                                         f"{metrics[0]} by model", random, metrics[0]),
+                 folder / f"severity_models_{dataset}{suffix}.png")
+            written += 1
+    return written
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__ or "").parse_args(argv)
     params = load_params(args.params)
-    order = [paths.CLEAN, *params.manipulation]
+    order = [paths.CLEAN, *(name for name, entry in params.manipulation.items()
+                            if not entry.function.startswith(REGISTRY_PREFIX))]
     cells = pd.read_csv(paths.METRICS / "cells.csv")
     per_class = pd.read_csv(paths.PLOTS / "per_class.csv", dtype={"class": str})
     staging = FIGURES.with_name(".figures.staging")
@@ -51,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         save(seed001.heatmap(matrix, f"{model}: seed 001 accuracy", random),
              staging / f"heatmap_{model}.png")
         written += 1
+    written += corruption_figures(params.model, cells, staging)
     shutil.rmtree(FIGURES, ignore_errors=True)
     staging.rename(FIGURES)
     print(f"plot: {written} figures -> {FIGURES}", file=sys.stderr)
