@@ -45,8 +45,9 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     assert first == {
         "fetch@sample", "embed@smoke-sample", "manipulate@smoke-sample-blurred",
         "manipulate@smoke-sample-cropped", "manipulate@smoke-sample-grey",
-        "score_original@smoke-sample", "score@smoke-sample-blurred",
-        "score@smoke-sample-cropped", "score@smoke-sample-grey", "aggregate", "plot",
+        "classifier@smoke-sample", "score_original@smoke-sample",
+        "score@smoke-sample-blurred", "score@smoke-sample-cropped", "score@smoke-sample-grey",
+        "aggregate", "plot", "report",
     }
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert set(summary["smoke"]["sample"]) == {"original", "blurred", "cropped", "grey"}
@@ -63,7 +64,7 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     # 2. one manipulation's parameter: only its cells, plus aggregate and plot
     changed = _repro(project, [*BASE, "manipulation.blurred.sigma=1.5"])
     assert changed == {"manipulate@smoke-sample-blurred", "score@smoke-sample-blurred",
-                       "aggregate", "plot"}
+                       "aggregate", "plot", "report"}
 
     # 3. a new dataset: only its cells (and the aggregate / plot)
     folder = tmp_path / "my_images"
@@ -82,9 +83,10 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     assert added == {
         "fetch@image_folder", "embed@smoke-image_folder",
         "manipulate@smoke-image_folder-blurred", "manipulate@smoke-image_folder-cropped",
-        "manipulate@smoke-image_folder-grey", "score_original@smoke-image_folder",
-        "score@smoke-image_folder-blurred", "score@smoke-image_folder-cropped",
-        "score@smoke-image_folder-grey", "aggregate", "plot",
+        "manipulate@smoke-image_folder-grey", "classifier@smoke-image_folder",
+        "score_original@smoke-image_folder", "score@smoke-image_folder-blurred",
+        "score@smoke-image_folder-cropped", "score@smoke-image_folder-grey",
+        "aggregate", "plot", "report",
     }
 
 
@@ -98,7 +100,8 @@ def test_model_switch_back_runs_no_embedding(project: Path) -> None:
     assert "embed@smoke-b-sample" in to_b
     back = _run([*exp, "-Smodel=smoke"], project)
     ran_back = set(RAN.findall(back))
-    assert not {s for s in ran_back if s.startswith(("embed@", "manipulate@"))}, back
+    assert not {s for s in ran_back
+                if s.startswith(("embed@", "manipulate@", "classifier@"))}, back
     params = (project / "params.yaml").read_text()
     assert "smoke:" in params and "smoke-b:" not in params
 

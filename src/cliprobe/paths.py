@@ -26,6 +26,11 @@ def embeddings_path(model: str, dataset: str, manipulation: str) -> Path:
     return DATA / "embeddings" / model / dataset / f"{manipulation}.parquet"
 
 
+def classifier_path(model: str, dataset: str) -> Path:
+    """The zero-shot classifier of a model and dataset (for the selected prompt set)."""
+    return DATA / "classifiers" / model / f"{dataset}.parquet"
+
+
 def cell_dir(model: str, dataset: str, manipulation: str) -> Path:
     """Score outputs of one cell: metrics.json, per_image.parquet, neighbours.parquet."""
     return DATA / "cells" / model / dataset / manipulation

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cliprobe.prompts import PromptSet
+
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -180,6 +182,21 @@ class StatsConfig(StrictModel):
     confidence: float = Field(default=0.95, gt=0, lt=1)
 
 
+class ZeroshotConfig(StrictModel):
+    """Zero-shot classification and the linear probe."""
+
+    extend_with_words: bool = Field(
+        default=True,
+        description="add a typographic dataset's written words that are not classes to the "
+        "classifier's classes (seed 000: egg vs cat)",
+    )
+    extra_classes: list[str] = Field(
+        default_factory=list,
+        description="more classes for every classifier, e.g. a post-it's word",
+    )
+    probe_test_fraction: float = Field(default=0.25, gt=0, lt=1)
+
+
 class Params(StrictModel):
     """The whole of ``params.yaml``."""
 
@@ -190,6 +207,8 @@ class Params(StrictModel):
     embed: EmbedConfig = EmbedConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     stats: StatsConfig = StatsConfig()
+    prompts: PromptSet = PromptSet(name="photo_of", templates=["a photo of a {}."])
+    zeroshot: ZeroshotConfig = ZeroshotConfig()
 
     @field_validator("model", "dataset", "manipulation")
     @classmethod

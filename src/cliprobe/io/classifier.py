@@ -1,0 +1,50 @@
+"""The zero-shot classifier file: one row per class (name + L2-normalised text embedding)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METADATA_KEY = b"cliprobe"
+
+
+def write_classifier(
+    path: Path, class_names: list[str], vectors: np.ndarray, metadata: dict[str, Any]
+) -> None:
+    """Write ``(C, D)`` class embeddings with their names."""
+    array = np.ascontiguousarray(vectors, dtype=np.float32)
+    flat = pa.array(array.reshape(-1), type=pa.float32())
+    table = pa.Table.from_arrays(
+        [pa.array(class_names, type=pa.string()),
+         pa.FixedSizeListArray.from_arrays(flat, array.shape[1])],
+        names=["class_name", "embedding"],
+    ).replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+    pq.write_table(table, path)
+
+
+@dataclass
+class Classifier:
+    """Class names and the ``(D, C)`` weight matrix W of SPEC §2."""
+
+    class_names: list[str]
+    weights: np.ndarray
+    metadata: dict[str, Any]
+
+
+def read_classifier(path: Path) -> Classifier:
+    """Read a classifier written by :func:`write_classifier`."""
+    table = pq.read_table(path)
+    column = table.column("embedding").combine_chunks()
+    vectors = np.asarray(column.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+    vectors = vectors.reshape(len(table), column.type.list_size)
+    return Classifier(
+        class_names=[str(n) for n in table.column("class_name").to_pylist()],
+        weights=vectors.T.copy(),
+        metadata=json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}")),
+    )

@@ -1,0 +1,103 @@
+"""Zero-shot and typographic-attack scores of one cell (SPEC §2, §4).
+
+Per image: softmax probabilities over the classifier's classes (logits 100 · cos), the
+prediction, whether the true class is top-1 / top-5, and, when a word was written on the image
+(recorded by the manipulation, or given by the dataset for real typographic photos), whether
+the prediction is the word's class (attack success) and the probability on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cliprobe.io.classifier import Classifier
+from cliprobe.io.embeddings import EmbeddingTable
+from cliprobe.metrics import zeroshot as zs
+from cliprobe.scores.estimates import Estimator
+
+TOP_K = 5
+
+
+def written_words(
+    queries: EmbeddingTable, rows: np.ndarray, manifest: pd.DataFrame
+) -> list[str | None]:
+    """The class name written on each image: the manipulation's record, else the dataset's."""
+    from_dataset: dict[str, str] = {}
+    if "word_label" in manifest:
+        for image_id, word in zip(manifest["image_id"], manifest["word_label"], strict=True):
+            if isinstance(word, str) and word:
+                from_dataset[str(image_id)] = word
+    words: list[str | None] = []
+    for row in rows:
+        recorded = queries.info(int(row)).get("word_label")
+        words.append(recorded or from_dataset.get(str(queries.image_ids[row])))
+    return words
+
+
+def zeroshot_scores(
+    queries: EmbeddingTable,
+    rows: np.ndarray,
+    classifier: Classifier,
+    manifest: pd.DataFrame,
+    estimate: Estimator,
+) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """(metrics, per-image columns, probabilities (N, C) float32, metrics by condition)."""
+    names = classifier.class_names
+    logits = zs.logits(queries.vectors[rows], classifier.weights)
+    probabilities = zs.softmax(logits).astype(np.float32)
+    labels = [str(label) for label in queries.labels[rows]]
+    targets = zs.class_indices(labels, names)
+    predictions = np.argmax(logits, axis=1)
+    ranks = np.argsort(-logits, axis=1, kind="stable")
+    correct = (predictions == targets).astype(np.float64)
+    correct_at_5 = ((ranks[:, :TOP_K] == targets[:, None]).any(axis=1).astype(np.float64)
+                    if len(names) >= TOP_K else np.full(len(rows), np.nan))
+    words = written_words(queries, rows, manifest)
+    word_index = zs.class_indices(words, names)
+    attacked = np.array([w is not None and w != label for w, label in zip(words, labels,
+                                                                         strict=True)])
+    success = np.where(attacked & (word_index >= 0),
+                       (predictions == word_index).astype(np.float64), np.nan)
+    p_word = np.where(attacked, zs.probability_on_word(probabilities, word_index), np.nan)
+
+    recall_by_class = pd.Series(correct).groupby(np.asarray(labels)).mean()
+    metrics: dict[str, Any] = {
+        "zeroshot_acc1": estimate("zeroshot_acc1", correct),
+        "zeroshot_acc5": estimate("zeroshot_acc5", correct_at_5),
+        "zeroshot_mean_per_class_recall": estimate(
+            "zeroshot_mean_per_class_recall", recall_by_class.to_numpy(), "classes"),
+    }
+    if attacked.any():
+        metrics["attack_success_rate"] = estimate("attack_success_rate", success[attacked])
+        metrics["attacked_true_class_acc1"] = estimate("attacked_true_class_acc1",
+                                                       correct[attacked])
+        metrics["word_probability"] = estimate("word_probability", p_word[attacked])
+    per_image = pd.DataFrame({
+        "zeroshot_predicted": [names[i] for i in predictions],
+        "zeroshot_correct": correct,
+        "zeroshot_correct_at_5": correct_at_5,
+        "p_true": probabilities[np.arange(len(rows)), targets],
+        "written_word": [w or "" for w in words],
+        "attack_success": success,
+        "p_word": p_word,
+    })
+    by_condition: dict[str, Any] = {}
+    if "condition" in manifest:
+        condition_of = dict(zip(manifest["image_id"].astype(str), manifest["condition"],
+                                strict=True))
+        conditions = np.array([str(condition_of.get(str(queries.image_ids[r]), ""))
+                               for r in rows])
+        for condition in sorted(set(conditions) - {""}):
+            mask = conditions == condition
+            entry = {"n_images": int(mask.sum()),
+                     "zeroshot_acc1": estimate(f"{condition}/acc1", correct[mask])}
+            if (mask & attacked).any():
+                entry["attack_success_rate"] = estimate(f"{condition}/attack_success",
+                                                        success[mask & attacked])
+                entry["word_probability"] = estimate(f"{condition}/word_probability",
+                                                     p_word[mask & attacked])
+            by_condition[condition] = entry
+    return metrics, per_image, probabilities, by_condition

@@ -1,0 +1,67 @@
+"""Stage classifier@<model>-<dataset>: the zero-shot text classifier, computed once per model,
+dataset and prompt set, and shared by every cell of that dataset.
+
+Classes: the dataset's classes, then (when ``zeroshot.extend_with_words``) the written words of
+a typographic dataset that are not classes, then ``zeroshot.extra_classes`` (seed 000's "egg" vs
+"cat": the word on the image must be a class the classifier can predict).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from cliprobe import paths
+from cliprobe.config.schema import Params
+from cliprobe.datasets.manifest import read_manifest
+from cliprobe.errors import DataError, exit_on_user_error
+from cliprobe.io.atomic import atomic_path
+from cliprobe.io.classifier import write_classifier
+from cliprobe.metrics.zeroshot import build_classifier, encode_text_fn
+from cliprobe.models import load_model
+from cliprobe.prompts import class_prompts
+from cliprobe.provenance import package_versions
+from cliprobe.stages._common import load_cell_params, parser, setup_logging
+
+
+def classifier_classes(manifest_labels: list[str], words: list[str], params: Params) -> list[str]:
+    """Dataset classes (sorted), then new written words (sorted), then extra classes."""
+    classes = sorted(set(manifest_labels))
+    seen = set(classes)
+    extra = sorted({w for w in words if w} - seen) if params.zeroshot.extend_with_words else []
+    for name in [*extra, *params.zeroshot.extra_classes]:
+        if name not in seen:
+            classes.append(name)
+            seen.add(name)
+    return classes
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    setup_logging()
+    args = parser(__doc__ or "", "model", "dataset").parse_args(argv)
+    params = load_cell_params(args.params, model=args.model, dataset=args.dataset)
+    manifest_file = paths.manifest_path(args.dataset)
+    if not manifest_file.is_file():
+        raise DataError(f"dataset '{args.dataset}' has no manifest at {manifest_file}: run "
+                        f"`dvc repro fetch@{args.dataset}`")
+    manifest, _ = read_manifest(manifest_file)
+    words = [str(w) for w in manifest["word_label"].dropna()] if "word_label" in manifest else []
+    classes = classifier_classes([str(x) for x in manifest["label"]], words, params)
+    dataset_config = params.dataset[args.dataset]
+    prompts = class_prompts(params.prompts, classes, dataset_config.descriptions_csv)
+    loaded = load_model(args.model, params.model[args.model], params.embed.device)
+    weights = build_classifier(classes, prompts, encode_text_fn(loaded))
+    output = paths.classifier_path(args.model, args.dataset)
+    metadata = {**loaded.provenance, "dataset": args.dataset, "prompts": params.prompts.name,
+                "n_prompts": int(sum(len(t) for t in prompts.values())),
+                "n_dataset_classes": len(set(manifest["label"])), "versions": package_versions()}
+    with atomic_path(output) as tmp:
+        write_classifier(tmp, classes, np.asarray(weights).T, metadata)
+    print(f"classifier {args.model}/{args.dataset} ({params.prompts.name}): {len(classes)} "
+          f"classes, {metadata['n_prompts']} prompts -> {output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
