@@ -91,6 +91,136 @@ def list_options(
     typer.echo(f"manipulation functions: {', '.join(names())}")
 
 
+def split_labels(argv: list[str], images: list[Path], labels: list[str]) -> tuple[
+        list[Path], list[str]]:
+    """Allow ``--labels egg cat`` (click gives options one value: the rest land in IMAGES).
+
+    Every token right after ``--labels``/``-l`` that is not an option is a label.
+    """
+    extra: list[str] = []
+    for position, token in enumerate(argv):
+        if token in {"--labels", "-l"}:
+            for value in argv[position + 2:]:
+                if value.startswith("-"):
+                    break
+                extra.append(value)
+    moved = [e for e in extra if Path(e) in images]
+    return ([p for p in images if str(p) not in moved],
+            [*labels, *(e for e in moved if e not in labels)])
+
+
+def _model_config(name: str, conf: Path):  # type: ignore[no-untyped-def]
+    """The ModelConfig of conf/model/<name>.yaml (names listed when unknown)."""
+    from cliprobe.config.compose import compose_params
+    from cliprobe.config.schema import ModelConfig
+
+    composed = compose_params(conf, [f"model=[{name}]"])
+    return ModelConfig.model_validate(composed["model"][name])
+
+
+@app.command()
+def classify(
+    images: Annotated[list[Path], typer.Argument(help="image files to classify")],
+    labels: Annotated[list[str], typer.Option("--labels", "-l", help="candidate classes")],
+    model: Annotated[str, typer.Option(help="a conf/model name")] = "ViT-B-32",
+    prompt: Annotated[str, typer.Option(help="template, {} = the label")] = "a photo of a {}.",
+    top: Annotated[int, typer.Option(help="rows to show per image")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    conf: Annotated[Path, typer.Option(help="Hydra config folder")] = Path("conf"),
+) -> None:
+    """Zero-shot classify images among LABELS (seed 000's demo): a ranked probability table."""
+    import json
+    import sys
+
+    import numpy as np
+
+    from cliprobe.embedding.encoder import make_image_encoder
+    from cliprobe.images import ImageSkipped, load_rgb
+    from cliprobe.metrics.zeroshot import build_classifier, encode_text_fn, logits, softmax
+    from cliprobe.models import load_model
+
+    images, labels = split_labels(sys.argv, images, labels)
+    if "{}" not in prompt:
+        typer.echo("cliprobe: error: --prompt needs a {} where the label goes", err=True)
+        raise typer.Exit(EXIT_USER_ERROR)
+    if not images or len(labels) < 2:
+        typer.echo("cliprobe: error: give at least one image and two --labels", err=True)
+        raise typer.Exit(EXIT_USER_ERROR)
+    try:
+        loaded = load_model(model, _model_config(model, conf), "auto")
+        classifier = build_classifier(labels, [prompt], encode_text_fn(loaded))
+        encode = make_image_encoder(loaded.model, loaded.device, loaded.config.precision)
+        results = []
+        for path in images:
+            try:
+                image = load_rgb(path)
+            except ImageSkipped as skipped:
+                raise CliprobeError(f"{path}: {skipped.reason}") from None
+            vector = encode(loaded.preprocess(image).unsqueeze(0))
+            probabilities = softmax(logits(vector, classifier))[0]
+            order = np.argsort(-probabilities, kind="stable")[:top]
+            results.append({"image": str(path), "model": model, "weights": loaded.weights,
+                            "ranking": [{"label": labels[i], "probability": float(
+                                probabilities[i])} for i in order]})
+    except CliprobeError as error:
+        _fail(error)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for result in results:
+        table = Table(title=f"{result['image']}  ({model}: {result['weights']})")
+        table.add_column("label")
+        table.add_column("probability", justify="right")
+        table.add_column("")
+        for entry in result["ranking"]:
+            bar = "█" * round(entry["probability"] * 30)
+            table.add_row(entry["label"], f"{entry['probability']:.1%}", bar)
+        console.print(table)
+
+
+@app.command()
+def attack(
+    image: Annotated[Path, typer.Argument(help="the image to attack")],
+    word: Annotated[str, typer.Option(help="the text to write")] = "CAT",
+    out: Annotated[Path, typer.Option(help="where to write the attacked image")] = Path(
+        "attacked.png"),
+    kind: Annotated[str, typer.Option(help="postit (seed 000) or typographic (SPEC §4)")] = (
+        "postit"),
+    seed: Annotated[int, typer.Option(help="seed of the random choices (typographic)")] = 0,
+) -> None:
+    """Write a typographic / post-it version of IMAGE with the pipeline's own manipulation."""
+    from cliprobe.config.loading import manipulation_params
+    from cliprobe.embedding.reader import manipulation_step
+    from cliprobe.images import ImageSkipped, load_rgb
+    from cliprobe.io.atomic import atomic_path
+    from cliprobe.manipulations import ImageContext, get
+
+    if kind not in {"postit", "typographic"}:
+        typer.echo("cliprobe: error: --kind must be postit or typographic", err=True)
+        raise typer.Exit(EXIT_USER_ERROR)
+    try:
+        source = load_rgb(image)
+    except ImageSkipped as skipped:
+        typer.echo(f"cliprobe: error: {image}: {skipped.reason}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    raw = {"word": word} if kind == "postit" else {}
+    try:
+        params = manipulation_params(kind, kind, raw)
+    except CliprobeError as error:
+        _fail(error)
+    step = manipulation_step(get(kind), params, kind, seed)
+    # typographic writes a class other than the true one: make WORD the only other class
+    result = step(source, ImageContext(image.name, "", (word,)))
+    with atomic_path(out) as tmp:
+        result.image.save(tmp, format=out.suffix.lstrip(".").upper().replace("JPG", "JPEG")
+                          or "PNG")
+    typer.echo(f"wrote {out} ({kind}, {result.info})")
+
+
 @app.command()
 def report(
     compare: Annotated[

@@ -12,6 +12,11 @@ from plots/severity.csv instead (95 of them would drown seed 001's):
   corruption, one line per model.
 
 The ``_<construction>`` suffix is added only for constructions other than ``imagenet_c``.
+
+Per non-corruption cell with zero-shot scores, ``gallery_<model>_<dataset>_<manipulation>.png``:
+seed 000's figure, the images the manipulation fooled most, clean and manipulated (re-created
+with the cell's own manipulation and seed), each with its top-5 probabilities.
+
 Every figure of a random-weight model is titled "RANDOM WEIGHTS: not a finding".
 """
 
@@ -26,11 +31,17 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from cliprobe import paths
-from cliprobe.config.loading import load_params
+from cliprobe.config.loading import load_params, manipulation_params
+from cliprobe.config.schema import Params
+from cliprobe.datasets.manifest import read_manifest
+from cliprobe.embedding.reader import manipulation_step
 from cliprobe.errors import exit_on_user_error
+from cliprobe.images import ImageSkipped, load_rgb
 from cliprobe.io.atomic import atomic_path
+from cliprobe.manipulations import ImageContext
+from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
-from cliprobe.plots import corruption, seed001
+from cliprobe.plots import corruption, gallery, seed001
 from cliprobe.stages._common import parser
 from cliprobe.stages.aggregate import ERROR_METRIC, HEADLINE
 
@@ -82,6 +93,52 @@ def corruption_figures(models: Iterable[str], cells: pd.DataFrame, folder: Path)
     return written
 
 
+def gallery_figures(params: Params, order: list[str], cells: pd.DataFrame, folder: Path) -> int:
+    """Draw one gallery of the most-fooled images per non-original cell; their count."""
+    random_models = set(cells.loc[cells["random_weights"].astype(bool), "model"])
+    written = 0
+    for dataset in params.dataset:
+        manifest_file = paths.manifest_path(dataset)
+        if not manifest_file.is_file():
+            continue
+        manifest, _ = read_manifest(manifest_file)
+        path_of = dict(zip(manifest["image_id"], manifest["path"], strict=True))
+        classes = tuple(sorted(set(manifest["label"].astype(str))))
+        for model in params.model:
+            clean_dir = paths.cell_dir(model, dataset, paths.CLEAN)
+            if not (clean_dir / "probabilities.parquet").is_file():
+                continue
+            clean_table = pd.read_parquet(clean_dir / "per_image.parquet")
+            clean_probs, _ = gallery.read_probabilities(clean_dir)
+            for name in order[1:]:
+                cell = paths.cell_dir(model, dataset, name)
+                fooled = gallery.most_fooled(clean_table,
+                                             pd.read_parquet(cell / "per_image.parquet"))
+                entry = params.manipulation[name]
+                spec = get_manipulation(entry.function)
+                step = manipulation_step(spec, manipulation_params(name, entry.function,
+                                                                   entry.params),
+                                         name, params.seed)
+                probs, _ = gallery.read_probabilities(cell)
+                items = []
+                for row in fooled.itertuples():
+                    try:
+                        image = load_rgb(paths.raw_dir(dataset) / path_of[row.image_id])
+                    except ImageSkipped:
+                        continue
+                    context = ImageContext(row.image_id, row.label, classes)
+                    items.append(gallery.FooledImage(
+                        image_id=row.image_id, label=row.label, written_word=row.written_word,
+                        clean=image, manipulated=step(image, context).image,
+                        clean_top=gallery.top_classes(clean_probs, row.image_id),
+                        manipulated_top=gallery.top_classes(probs, row.image_id)))
+                save(gallery.gallery_figure(items, f"{model} on {dataset}: {name}, most fooled",
+                                            model in random_models),
+                     folder / f"gallery_{model}_{dataset}_{name}.png")
+                written += 1
+    return written
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__ or "").parse_args(argv)
@@ -110,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
              staging / f"heatmap_{model}.png")
         written += 1
     written += corruption_figures(params.model, cells, staging)
+    written += gallery_figures(params, order, cells, staging)
     shutil.rmtree(FIGURES, ignore_errors=True)
     staging.rename(FIGURES)
     print(f"plot: {written} figures -> {FIGURES}", file=sys.stderr)

@@ -1,0 +1,82 @@
+"""The command line as a user runs it: classify, attack, compose/validate, report, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+BIN = Path(sys.executable).parent
+
+
+def cliprobe(*args: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLIPROBE_OFFLINE": "1", "PATH": f"{BIN}:{os.environ['PATH']}",
+           **extra_env}
+    return subprocess.run([str(BIN / "cliprobe"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("cli") / "coffee.png"
+    Image.fromarray(data.coffee()).save(path)
+    return path
+
+
+def test_classify_ranks_labels_given_space_separated(photo: Path, repo: Path) -> None:
+    result = cliprobe("classify", str(photo), "--labels", "coffee cup", "cat", "egg",
+                      "--model", "smoke", "--json", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)
+    ranking = entry["ranking"]
+    assert {r["label"] for r in ranking} == {"coffee cup", "cat", "egg"}
+    assert sum(r["probability"] for r in ranking) == pytest.approx(1.0)
+    assert [r["probability"] for r in ranking] == sorted(
+        (r["probability"] for r in ranking), reverse=True)
+    assert "RANDOM WEIGHTS" in entry["weights"]
+
+
+def test_classify_without_weights_fails_in_one_sentence(photo: Path, repo: Path,
+                                                        tmp_path: Path) -> None:
+    result = cliprobe("classify", str(photo), "--labels", "cat", "egg", cwd=repo,
+                      CLIPROBE_MODEL_CACHE=str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "model=smoke" in result.stderr
+
+
+def test_attack_writes_the_pipeline_manipulation(photo: Path, repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "attacked.png"
+    result = cliprobe("attack", str(photo), "--word", "CAT", "--out", str(out), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    attacked = Image.open(out)
+    assert attacked.size == Image.open(photo).size
+    assert attacked.tobytes() != Image.open(photo).convert("RGB").tobytes()
+    typographic = tmp_path / "typographic.png"
+    result = cliprobe("attack", str(photo), "--word", "iPod", "--kind", "typographic",
+                      "--out", str(typographic), cwd=repo)
+    assert result.returncode == 0 and "'word': 'iPod'" in result.stdout
+    assert Image.open(typographic).size == (224, 224)
+
+
+def test_bad_inputs_give_exit_code_2(photo: Path, repo: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    assert cliprobe("attack", str(broken), cwd=repo).returncode == 2
+    assert cliprobe("attack", str(photo), "--kind", "sepia", cwd=repo).returncode == 2
+    unknown = cliprobe("compose", "model=ViT-X-1", "--out", str(tmp_path / "p.yaml"), cwd=repo)
+    assert unknown.returncode == 2 and "ViT-B-32" in unknown.stderr
+    assert cliprobe("compose", "--check", cwd=repo).returncode in (0, 1)
+    assert cliprobe("report", "--compare", "no-such-rev", cwd=tmp_path).returncode == 2
+
+
+def test_every_command_has_help(repo: Path) -> None:
+    for command in ("compose", "validate", "list", "classify", "attack", "report"):
+        result = cliprobe(command, "--help", cwd=repo)
+        assert result.returncode == 0 and "Usage" in result.stdout
