@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cliprobe.prompts import PromptSet
+from cliprobe.retrieval.indexes import IndexConfig
+from cliprobe.retrieval.postprocess import KMeansConfig, PCAConfig
+from cliprobe.scores.remote import RemoteRetrievalConfig
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -39,9 +42,20 @@ class ModelConfig(StrictModel):
     force_quick_gelu: bool | None = Field(
         default=None, description="null = follow the pretrained tag's activation (SPEC §7)"
     )
-    features: Literal["global"] = Field(
-        default="global", description="which image feature is embedded (the CLIP embedding)"
+    features: Literal["global", "mac", "rmac", "multipatch"] = Field(
+        default="global",
+        description="image feature: the CLIP embedding (global), integral max-pooling (mac) or "
+        "regional max-pooling (rmac) of the visual tower's final feature map, or seed 002's "
+        "5-patch mean (multipatch); zero-shot scores need the global embedding",
     )
+    rmac_scales: int = Field(default=3, ge=1, le=6)
+    multipatch_overlap: float = Field(default=0.4, ge=0.0, lt=1.0)
+
+    @property
+    def feature_params(self) -> dict[str, Any]:
+        """Keyword arguments of the feature extractor."""
+        return {"rmac": {"scales": self.rmac_scales},
+                "multipatch": {"overlap": self.multipatch_overlap}}.get(self.features, {})
 
     @model_validator(mode="after")
     def _random_weights_need_a_seed(self) -> ModelConfig:
@@ -151,6 +165,15 @@ class EmbedConfig(StrictModel):
     num_workers: int | Literal["auto"] = "auto"
     chunk_size: int = Field(default=512, gt=0)
     device: str = "auto"
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="local: DataLoader workers on this machine; ray: Ray Data "
+        "tasks and a model actor pool (pip install 'cliprobe[ray]')")
+    ray_address: str | None = Field(
+        default=None, description="an existing Ray cluster (null: $RAY_ADDRESS, else a local "
+        "instance with this machine's CPUs)")
+    ray_num_actors: int | None = Field(default=None, gt=0,
+                                       description="model actors; null = one per GPU, else "
+                                       "half the CPUs")
 
     @field_validator("num_workers")
     @classmethod
@@ -163,6 +186,12 @@ class EmbedConfig(StrictModel):
 class RetrievalConfig(StrictModel):
     """Retrieval settings of the score stages."""
 
+    index: IndexConfig = IndexConfig()
+    pca: PCAConfig = PCAConfig()
+    kmeans: KMeansConfig = KMeansConfig()
+    ranking_depth: int = Field(
+        default=1000, gt=0, description="ranking length for mAP (the whole gallery if smaller)")
+    remote: RemoteRetrievalConfig = RemoteRetrievalConfig()
     neighbours: int = Field(default=10, gt=0)
     threshold: float = Field(default=0.8, gt=0, le=2.0)
     recall_k: list[int] = Field(default_factory=lambda: [1, 5, 10], min_length=1)

@@ -1,4 +1,10 @@
-"""Retrieval scores of one cell (SPEC §3): manipulated queries against the clean gallery."""
+"""Retrieval scores of one cell (SPEC §3, §6): manipulated queries against the clean gallery.
+
+The search space is the embedding after the optional PCA (fitted on the gallery, SPEC §6), and
+the search uses the configured index (exact by default; FAISS flat / IVF / HNSW, whose recall
+against exact search is reported). Seed 001's distances are always measured between CLIP
+embeddings, as the seed defines them.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,16 @@ import pandas as pd
 from cliprobe.config.schema import RetrievalConfig
 from cliprobe.errors import ConfigError, DataError
 from cliprobe.io.embeddings import EmbeddingTable
+from cliprobe.metrics import ranking
 from cliprobe.metrics import retrieval as rm
 from cliprobe.retrieval import top_k
+from cliprobe.retrieval.indexes import approximate_recall, build_index_from_config
+from cliprobe.retrieval.postprocess import (
+    apply_pca,
+    cluster_retrieval,
+    clustering_scores,
+    fit_kmeans,
+)
 from cliprobe.scores.estimates import Estimator
 
 
@@ -32,8 +46,8 @@ def retrieval_scores(
     own: np.ndarray,
     settings: RetrievalConfig,
     estimate: Estimator,
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """Metrics, per-image columns and the neighbour table of one cell."""
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Metrics, per-image columns, the neighbour table and index / clustering facts."""
     depth = max(settings.neighbours, *settings.recall_k)
     if depth > len(gallery):
         raise ConfigError(
@@ -43,7 +57,17 @@ def retrieval_scores(
     query_vectors = queries.vectors[rows]
     clean_vectors = gallery.vectors[own]
     labels = queries.labels[rows]
-    neighbours, similarity = top_k(query_vectors, gallery.vectors, min(depth + 1, len(gallery)))
+    space_gallery, space_queries = apply_pca(settings.pca, gallery.vectors, query_vectors)
+    index = build_index_from_config(settings.index, space_gallery)
+    width = min(max(depth + 1, settings.ranking_depth), len(gallery))
+    ranking_full, similarity_full = index.search(space_queries, width)
+    neighbours, similarity = ranking_full[:, : depth + 1], similarity_full[:, : depth + 1]
+    facts: dict[str, Any] = {"index": settings.index.kind, "pca": settings.pca.enabled,
+                             "search_dim": int(space_gallery.shape[1]), "ranking_depth": width}
+    if settings.index.kind != "exact":
+        exact, _ = top_k(space_queries, space_gallery, depth)
+        facts["approximate_recall"] = {
+            f"at_{k}": approximate_recall(neighbours, exact, k) for k in settings.recall_k}
 
     first_n = neighbours[:, : settings.neighbours]
     accuracy = rm.seed001_query_accuracy(gallery.vectors[first_n], clean_vectors,
@@ -62,6 +86,26 @@ def retrieval_scores(
         metrics[f"recall_class_at_{k}"] = estimate(
             f"recall_class_at_{k}", rm.recall_at_k(class_rank, k)
         )
+    gallery_labels = gallery.labels.astype(str)
+    ap_class = ranking.same_class_average_precision(ranking_full, own, gallery_labels,
+                                                    labels.astype(str))
+    ap_own = ranking.own_image_average_precision(ranking_full, own)
+    metrics["map_class"] = estimate("map_class", ap_class)
+    metrics["map_own"] = estimate("map_own", ap_own)
+    for k in settings.recall_k:
+        metrics[f"mp_class_at_{k}"] = estimate(
+            f"mp_class_at_{k}", ranking.same_class_precision_at_k(
+                ranking_full, own, gallery_labels, labels.astype(str), k))
+    if settings.kmeans.enabled:
+        clusters = fit_kmeans(space_gallery, min(settings.kmeans.k, len(gallery)),
+                              settings.kmeans.seed, settings.kmeans.n_init)
+        facts["clustering"] = {"k": len(clusters.centroids),
+                               **clustering_scores(clusters.assignments, gallery_labels)}
+        coarse, _ = cluster_retrieval(space_queries, space_gallery, clusters, depth)
+        coarse_rank = rm.own_image_rank(coarse, own)
+        for k in settings.recall_k:
+            metrics[f"kmeans_recall_own_at_{k}"] = estimate(
+                f"kmeans_recall_own_at_{k}", rm.recall_at_k(coarse_rank, k))
     per_image = pd.DataFrame({
         "image_id": queries.image_ids[rows].astype(str),
         "label": labels.astype(str),
@@ -69,6 +113,8 @@ def retrieval_scores(
         "own_rank": own_rank,
         "class_rank": class_rank,
         "cosine_drift": drift,
+        "ap_class": ap_class,
+        "ap_own": ap_own,
     })
     neighbour_table = pd.DataFrame({
         "image_id": np.repeat(per_image["image_id"].to_numpy(), neighbours.shape[1]),
@@ -76,4 +122,4 @@ def retrieval_scores(
         "neighbour_id": gallery.image_ids[neighbours.reshape(-1)].astype(str),
         "similarity": similarity.reshape(-1),
     })
-    return metrics, per_image, neighbour_table
+    return metrics, per_image, neighbour_table, facts

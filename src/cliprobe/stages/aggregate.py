@@ -70,6 +70,8 @@ COLUMN_METRICS = {
     "zeroshot_acc5": "zeroshot_correct_at_5",
     "attack_success_rate": "attack_success",
     "word_probability": "p_word",
+    "map_class": "ap_class",
+    "map_own": "ap_own",
 }
 #: Metrics with a 0/1 outcome per image (McNemar's test applies).
 BINARY_METRICS = frozenset({"zeroshot_acc1", "zeroshot_acc5", "attack_success_rate"})

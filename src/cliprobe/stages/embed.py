@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import partial
 
 from cliprobe import paths
 from cliprobe.config.loading import manipulation_params
 from cliprobe.datasets.manifest import read_manifest
-from cliprobe.embedding.encoder import make_image_encoder
+from cliprobe.embedding.encoder import make_image_encoder, output_dim
 from cliprobe.embedding.reader import manipulation_step
 from cliprobe.embedding.runner import default_workers, embed_manifest
 from cliprobe.errors import DataError, exit_on_user_error
@@ -65,29 +66,45 @@ def main(argv: list[str] | None = None) -> None:
         "seed": params.seed,
         "versions": package_versions(),
     }
-    report = embed_manifest(
-        manifest,
+    encode = make_image_encoder(loaded.model, loaded.device, loaded.config.precision,
+                                loaded.config.features, loaded.config.feature_params)
+    dim = (loaded.embed_dim if loaded.config.features == "global"
+           else output_dim(encode, loaded.preprocess))
+    common = dict(
         image_root=paths.raw_dir(args.dataset),
-        transform=manipulation_step(manipulation, manip_params, args.manipulation,
-                                         params.seed),
+        transform=manipulation_step(manipulation, manip_params, args.manipulation, params.seed),
         preprocess=loaded.preprocess,
-        encode=make_image_encoder(loaded.model, loaded.device, loaded.config.precision),
-        embed_dim=loaded.embed_dim,
+        embed_dim=dim,
         output=output,
         partial_root=paths.PARTIAL,
         metadata=metadata,
         batch_size=params.embed.batch_size,
-        num_workers=num_workers,
         chunk_size=params.embed.chunk_size,
         description=f"{args.model}/{args.dataset}/{args.manipulation}",
-        pin_memory=loaded.device == "cuda",
     )
+    if params.embed.backend == "ray":
+        # Same chunks, same file: the Ray backend only changes where the work runs.
+        from cliprobe.embedding.ray_backend import embed_manifest_ray, encoder_from_model
+
+        report = embed_manifest_ray(
+            manifest,
+            encode=encoder_from_model(partial(load_model, args.model, params.model[args.model],
+                                              params.embed.device)),
+            address=params.embed.ray_address,
+            num_actors=params.embed.ray_num_actors,
+            **common,
+        )
+    else:
+        report = embed_manifest(manifest, encode=encode, num_workers=num_workers,
+                                pin_memory=loaded.device == "cuda", **common)
+    where = ("ray" if params.embed.backend == "ray"
+             else f"local, {num_workers} decode workers")
     for entry in report.skipped:
         log.warning("skipped %s: %s", entry["image_id"], entry["reason"])
     print(
         f"embed {args.model}/{args.dataset}/{args.manipulation} ({loaded.weights}): "
         f"{report.n_images} images, {report.n_skipped} skipped, {report.seconds:.1f} s "
-        f"({report.images_per_second:.1f} img/s, {num_workers} workers, {loaded.device}) "
+        f"({report.images_per_second:.1f} img/s, {where}, {loaded.device}) "
         f"-> {output}",
         file=sys.stderr,
     )

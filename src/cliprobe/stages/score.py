@@ -49,6 +49,21 @@ def write_probabilities(path: Path, image_ids: list[str], probabilities: np.ndar
         pq.write_table(table, tmp)
 
 
+def remote_cell(params: Any, model: str, queries: Any, rows: np.ndarray,
+                clean_vectors: np.ndarray, estimate: Estimator) -> tuple[dict, dict]:
+    """Seed 001's score against the remote kNN service (loads the model to embed results)."""
+    from cliprobe.embedding.encoder import make_image_encoder
+    from cliprobe.models import load_model
+    from cliprobe.scores.remote import embed_files_with, remote_scores
+
+    loaded = load_model(model, params.model[model], params.embed.device)
+    encode = make_image_encoder(loaded.model, loaded.device, loaded.config.precision,
+                                loaded.config.features, loaded.config.feature_params)
+    return remote_scores(queries.vectors[rows], clean_vectors, queries.labels[rows],
+                         params.retrieval.remote, params.retrieval.threshold,
+                         embed_files_with(loaded.model, loaded.preprocess, encode), estimate)
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__ or "", "model", "dataset", "manipulation").parse_args(argv)
@@ -67,12 +82,25 @@ def main(argv: list[str] | None = None) -> None:
     out = paths.cell_dir(args.model, args.dataset, args.manipulation)
 
     rows, own = align(gallery, queries)
-    metrics, per_image, neighbour_table = retrieval_scores(
+    metrics, per_image, neighbour_table, retrieval_facts = retrieval_scores(
         gallery, queries, rows, own, params.retrieval, estimate)
-    zs_metrics, zs_columns, probabilities, by_condition = zeroshot_scores(
-        queries, rows, classifier, manifest, estimate)
-    metrics.update(zs_metrics)
-    per_image = per_image.join(zs_columns)
+    if params.retrieval.remote.enabled:
+        remote_metrics, retrieval_facts["remote"] = remote_cell(
+            params, args.model, queries, rows, gallery.vectors[own], estimate)
+        metrics.update(remote_metrics)
+    features = queries.metadata.get("features", "global")
+    zeroshot_info: dict[str, Any] = {"prompts": classifier.metadata.get("prompts"),
+                                     "n_classes": len(classifier.class_names),
+                                     "n_dataset_classes":
+                                         classifier.metadata.get("n_dataset_classes")}
+    if features == "global":
+        zs_metrics, zs_columns, probabilities, by_condition = zeroshot_scores(
+            queries, rows, classifier, manifest, estimate)
+        metrics.update(zs_metrics)
+        per_image = per_image.join(zs_columns)
+    else:  # pooled feature maps do not live in the text embedding space
+        probabilities, by_condition = None, {}
+        zeroshot_info["skipped"] = f"features '{features}' are not CLIP's joint embedding"
 
     probe_file = out / probe.PROBE_FILE
     if is_original:
@@ -99,11 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         "n_skipped": int(total - len(per_image)),
         "skipped": sorted({*(s["image_id"] for s in gallery.metadata["skipped"]),
                            *(s["image_id"] for s in meta.get("skipped", []))}),
-        "retrieval": {"index": "clean gallery of the dataset (exact inner product)",
-                      "gallery_size": len(gallery), **params.retrieval.model_dump()},
-        "zeroshot": {"prompts": classifier.metadata.get("prompts"),
-                     "n_classes": len(classifier.class_names),
-                     "n_dataset_classes": classifier.metadata.get("n_dataset_classes")},
+        "retrieval": {"gallery": "clean gallery of the dataset", "gallery_size": len(gallery),
+                      **retrieval_facts, "settings": params.retrieval.model_dump()},
+        "zeroshot": zeroshot_info,
         "probe": probe_info,
         "metrics": metrics,
         "by_condition": by_condition,
@@ -115,8 +141,9 @@ def main(argv: list[str] | None = None) -> None:
         per_image.to_parquet(tmp, index=False)
     with atomic_path(out / "neighbours.parquet") as tmp:
         neighbour_table.to_parquet(tmp, index=False)
-    write_probabilities(out / "probabilities.parquet", per_image["image_id"].tolist(),
-                        probabilities, classifier.class_names)
+    if probabilities is not None:
+        write_probabilities(out / "probabilities.parquet", per_image["image_id"].tolist(),
+                            probabilities, classifier.class_names)
     write_json(out / "metrics.json", report)
     shown = ", ".join(
         f"{name} {metrics[name]['value']:.4f} [{metrics[name]['ci_low']:.4f}, "
