@@ -28,13 +28,13 @@ def test_the_four_prompt_sets_exist() -> None:
 
 @pytest.mark.parametrize("file", PROMPT_FILES, ids=lambda p: p.stem)
 def test_every_prompt_file_composes_as_the_prompts_group(file: Path) -> None:
-    composed = compose_params(CONF, [f"+prompts={file.stem}"])["prompts"]
+    composed = compose_params(CONF, [f"prompts={file.stem}"])["prompts"]
     assert composed == yaml.safe_load(file.read_text())  # plain: the group is the package
     assert PromptSet.model_validate(composed).name == file.stem
 
 
 def test_photo_of_composes_to_the_expected_mapping() -> None:
-    composed = compose_params(CONF, ["+prompts=photo_of"])
+    composed = compose_params(CONF, ["prompts=photo_of"])
     assert composed["prompts"] == {
         "name": "photo_of", "kind": "templates", "templates": ["a photo of a {}."]}
 
