@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from cliprobe.config.schema import DatasetConfig, TypographicInTheWildSource
-from cliprobe.datasets import sources
+from cliprobe.datasets import download
 from cliprobe.datasets.manifest import build_manifest
 from cliprobe.datasets.sources import (
     fetch_typographic_in_the_wild,
@@ -190,7 +190,7 @@ def server(three_photos) -> Iterator[_Server]:
 
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "DOWNLOAD_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(download, "BACKOFF_SECONDS", 0.0)
     monkeypatch.delenv("CLIPROBE_OFFLINE", raising=False)
 
 

@@ -121,8 +121,210 @@ class TypographicInTheWildSource(StrictModel):
     retries: int = Field(default=3, ge=1, description="attempts per file, with backoff")
 
 
+SHA256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+MD5 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")]
+
+
+class DownloadOptions(StrictModel):
+    """Cache and network settings shared by the downloading sources."""
+
+    cache_dir: str | None = Field(
+        default=None, description="download cache; null = $CLIPROBE_DATA_CACHE, else "
+        "<user cache dir>/cliprobe",
+    )
+    timeout: float = Field(default=60.0, gt=0, description="seconds per HTTP request")
+    retries: int = Field(default=3, ge=1, description="attempts per file, with backoff")
+
+
+class RemoteFile(StrictModel):
+    """One file to download: URL (or ``gdrive:<id>``), pinned checksums, cache file name."""
+
+    url: str = Field(min_length=1)
+    sha256: SHA256 | None = Field(default=None, description="null = recorded at the first "
+                                  "download and checked afterwards (not pinned)")
+    md5: MD5 | None = Field(default=None, description="for upstreams that only publish md5")
+    filename: str | None = Field(default=None, description="name in the cache; null = from "
+                                 "the URL")
+
+    @field_validator("filename")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or "\\" in value
+                                  or value in {".", ".."}):
+            raise ValueError("must be a plain file name")
+        return value
+
+
+def _check_label_regex(value: str | None) -> str | None:
+    """``value`` if it compiles and has a ``label`` group (None passes)."""
+    if value is None:
+        return value
+    try:
+        compiled = re.compile(value)
+    except re.error as error:
+        raise ValueError(f"not a regular expression: {error}") from None
+    if "label" not in compiled.groupindex:
+        raise ValueError("needs a named group (?P<label>...)")
+    return value
+
+
+class KaggleSource(DownloadOptions):
+    """A Kaggle dataset of class sub-folders, through the official Kaggle API (or a local copy)."""
+
+    kind: Literal["kaggle"]
+    dataset: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+                         description="owner/slug on kaggle.com")
+    version: int | None = Field(default=None, ge=1, description="dataset version; null = the "
+                                "latest (pin one for reproducibility)")
+    sha256: SHA256 | None = Field(default=None, description="pin of the downloaded zip")
+    local_dir: str | None = Field(default=None, description="an unzipped copy (Kaggle layout)")
+    subdir: str | None = Field(default=None, description="folder holding the class folders; "
+                               "null = found automatically")
+    split: str = "all"
+
+
+class ArchiveSource(DownloadOptions):
+    """A tar/zip archive (URL + checksums, or a local archive / folder) in one of three layouts.
+
+    ``class_folders``: ``<subdir>/<label>/<image>``; ``flat``: ``<subdir>/<image>`` with the label
+    taken from the file name by ``label_regex``; ``labels_file``: a CSV ``path,label`` or a
+    whitespace ``<path> <label>`` file, labels optionally mapped through ``class_names_file``.
+    """
+
+    kind: Literal["archive"]
+    url: str | None = Field(default=None, description="http(s) URL or gdrive:<file id>")
+    sha256: SHA256 | None = None
+    md5: MD5 | None = None
+    filename: str | None = Field(default=None, description="archive name in the cache")
+    archive_path: str | None = Field(default=None, description="a local copy of the archive "
+                                     "(checked against the pins, extracted into the cache)")
+    local_dir: str | None = Field(default=None, description="an extracted copy: no download")
+    extra_files: list[RemoteFile] = Field(default_factory=list, description="files beside the "
+                                          "archive (labels, class names)")
+    layout: Literal["class_folders", "flat", "labels_file"] = "class_folders"
+    subdir: str | None = Field(default=None, description="folder (in the extracted archive) "
+                               "holding the images; null = found automatically")
+    label_regex: str | None = Field(default=None, description="flat layout: regex with a "
+                                    "(?P<label>...) group, matched against the file stem")
+    labels_file: str | None = Field(default=None, description="labels_file layout: a path in "
+                                    "the archive or the file name of an extra file")
+    labels_format: Literal["csv", "whitespace"] = "csv"
+    class_names_file: str | None = Field(default=None, description="maps integer labels to "
+                                         "names ('<name> <index>' lines)")
+    split: str = "all"
+
+    @field_validator("label_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        return _check_label_regex(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ArchiveSource:
+        if not (self.url or self.archive_path or self.local_dir):
+            raise ValueError("set url, archive_path or local_dir")
+        if self.layout == "labels_file" and not self.labels_file:
+            raise ValueError("layout labels_file needs labels_file")
+        return self
+
+
+class OxfordParisSource(DownloadOptions):
+    """Revisited Oxford / Paris: image archives plus the revisitop ground truth (.mat or .pkl).
+
+    A pickled ground truth is only unpickled after its sha256 matched ``gnd.sha256`` (required),
+    and then with an unpickler restricted to plain containers and numpy arrays.
+    """
+
+    kind: Literal["oxford_paris"]
+    images: list[RemoteFile] = Field(min_length=1)
+    gnd: RemoteFile
+    local_dir: str | None = Field(default=None, description="a folder holding the images (any "
+                                  "depth) and the gnd_*.mat / gnd_*.pkl file")
+    label_regex: str = Field(default=r"^(?:paris_)?(?P<label>.+?)_\d+$", description="the "
+                             "landmark from an image name (all_souls_000013 -> all_souls)")
+
+    @field_validator("label_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        return _check_label_regex(value)
+
+    @model_validator(mode="after")
+    def _pickles_are_pinned(self) -> OxfordParisSource:
+        name = self.gnd.filename or self.gnd.url
+        if name.endswith(".pkl") and not self.gnd.sha256:
+            raise ValueError("gnd: a pickled ground truth (.pkl) is only loaded with a pinned "
+                             "gnd.sha256; pin it or use the .mat ground truth")
+        return self
+
+
+#: torchvision datasets and the splits each offers.
+TORCHVISION_SPLITS: dict[str, tuple[str, ...]] = {
+    "CIFAR10": ("train", "test"),
+    "CIFAR100": ("train", "test"),
+    "Caltech101": ("all",),
+    "Food101": ("train", "test"),
+    "OxfordIIITPet": ("trainval", "test"),
+    "Flowers102": ("train", "val", "test"),
+    "DTD": ("train", "val", "test"),
+    "STL10": ("train", "test"),
+}
+
+
+class TorchvisionSource(StrictModel):
+    """A torchvision dataset, downloaded by torchvision into the cache, written out as files."""
+
+    kind: Literal["torchvision"]
+    cache_dir: str | None = Field(
+        default=None, description="cache; null = $CLIPROBE_DATA_CACHE, else <user cache "
+        "dir>/cliprobe (torchvision downloads into <cache>/torchvision)",
+    )
+    name: Literal["CIFAR10", "CIFAR100", "Caltech101", "Food101", "OxfordIIITPet",
+                  "Flowers102", "DTD", "STL10"]
+    split: str = "test"
+    local_dir: str | None = Field(default=None, description="a torchvision root that already "
+                                  "holds the dataset (never downloads)")
+
+    @model_validator(mode="after")
+    def _known_split(self) -> TorchvisionSource:
+        allowed = TORCHVISION_SPLITS[self.name]
+        if self.split not in allowed:
+            raise ValueError(f"split {self.split!r} is not one of {list(allowed)} for "
+                             f"{self.name}")
+        return self
+
+
+class ImageNetSource(DownloadOptions):
+    """ImageNet-1k val (user-supplied archives) or ImageNet-V2 / -R / -A / -Sketch (downloaded).
+
+    ``url`` / ``sha256`` / ``md5`` / ``filename`` null = cliprobe's pinned defaults per variant.
+    """
+
+    kind: Literal["imagenet"]
+    variant: Literal["val", "v2", "r", "a", "sketch"]
+    url: str | None = None
+    sha256: SHA256 | None = None
+    md5: MD5 | None = None
+    filename: str | None = None
+    archive_dir: str | None = Field(default=None, description="val: folder holding "
+                                    "ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz")
+    local_dir: str | None = Field(default=None, description="an extracted copy: class folders "
+                                  "named by WordNet id (or class index for v2)")
+
+
+class UrlListSource(DownloadOptions):
+    """A CSV of image URLs and labels (``url,label``, optional ``sha256`` and ``file``)."""
+
+    kind: Literal["url_list"]
+    csv: str = Field(min_length=1, description="path of the CSV")
+    concurrency: int = Field(default=8, ge=1, le=64, description="downloads at once")
+    local_dir: str | None = Field(default=None, description="a folder already holding the "
+                                  "images (named by the 'file' column, else the URL's name)")
+    split: str = "all"
+
+
 DatasetSource = Annotated[
-    SampleSource | ImageFolderSource | TypographicInTheWildSource, Field(discriminator="kind")
+    SampleSource | ImageFolderSource | TypographicInTheWildSource | KaggleSource | ArchiveSource
+    | OxfordParisSource | TorchvisionSource | ImageNetSource | UrlListSource,
+    Field(discriminator="kind"),
 ]
 
 
@@ -135,13 +337,22 @@ class SubsampleConfig(StrictModel):
 
 
 class DatasetConfig(StrictModel):
-    """One dataset: where its images come from and how it is subsampled."""
+    """One dataset: where its images come from, how it is subsampled, and what it is."""
 
     source: DatasetSource
     subsample: SubsampleConfig = SubsampleConfig()
     descriptions_csv: str | None = Field(
         default=None, description="CSV label,description: the class texts of the "
         "'descriptions' prompt set",
+    )
+    label_map: dict[str, str] = Field(
+        default_factory=dict, description="rename classes after fetching (sad -> sadness)",
+    )
+    license: str | None = Field(default=None, description="license note, kept in the manifest")
+    version: str | None = Field(default=None, description="dataset version, kept in the manifest")
+    prompts: str | None = Field(
+        default=None, description="the prompt set (conf/prompts) this dataset is usually "
+        "evaluated with; informative, select it with prompts=<name>",
     )
 
 

@@ -1,0 +1,80 @@
+"""Dataset sources: each materialises images into the dataset's raw folder and lists them.
+
+One module and one function per source kind, chosen by ``source.kind`` in the dataset config
+(:data:`SOURCES`). A source returns rows (``image_id``, ``path``, ``label``, optional extra columns
+such as ``split`` or the Oxford query boxes) and an info dict (source, license, checksums, split).
+Downloads go through :mod:`cliprobe.datasets.download` (cache, checksums, resume, retries, safe
+extraction). :func:`materialise` adds what the dataset config records (license, version, default
+prompt set) and renames classes with ``label_map``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from cliprobe.config.schema import DatasetConfig
+from cliprobe.datasets.download import sha256_file
+from cliprobe.datasets.sources._common import IMAGE_SUFFIXES, SourceResult
+from cliprobe.datasets.sources.archive import fetch_archive
+from cliprobe.datasets.sources.image_folder import fetch_image_folder
+from cliprobe.datasets.sources.imagenet import fetch_imagenet
+from cliprobe.datasets.sources.kaggle import fetch_kaggle
+from cliprobe.datasets.sources.oxford_paris import fetch_oxford_paris
+from cliprobe.datasets.sources.sample import fetch_sample
+from cliprobe.datasets.sources.torchvision_sets import fetch_torchvision
+from cliprobe.datasets.sources.typographic import (
+    TYPOGRAPHIC_LICENSE,
+    default_cache_dir,
+    fetch_typographic_in_the_wild,
+    load_typographic_manifest,
+    typographic_row,
+)
+from cliprobe.datasets.sources.url_list import fetch_url_list
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "SOURCES",
+    "TYPOGRAPHIC_LICENSE",
+    "SourceResult",
+    "default_cache_dir",
+    "fetch_archive",
+    "fetch_image_folder",
+    "fetch_imagenet",
+    "fetch_kaggle",
+    "fetch_oxford_paris",
+    "fetch_sample",
+    "fetch_torchvision",
+    "fetch_typographic_in_the_wild",
+    "fetch_url_list",
+    "load_typographic_manifest",
+    "materialise",
+    "sha256_file",
+    "typographic_row",
+]
+
+SOURCES: dict[str, Callable[..., SourceResult]] = {
+    "sample": fetch_sample,
+    "image_folder": fetch_image_folder,
+    "typographic_in_the_wild": fetch_typographic_in_the_wild,
+    "kaggle": fetch_kaggle,
+    "archive": fetch_archive,
+    "oxford_paris": fetch_oxford_paris,
+    "torchvision": fetch_torchvision,
+    "imagenet": fetch_imagenet,
+    "url_list": fetch_url_list,
+}
+
+
+def materialise(config: DatasetConfig, dataset: str, target: Path) -> SourceResult:
+    """Run the source named by ``config.source.kind``, writing images under ``target``.
+
+    Then apply ``config.label_map`` and record the config's license, version and prompt set in
+    the info (a config's license note replaces the source's own).
+    """
+    rows, info = SOURCES[config.source.kind](config.source, dataset, target)
+    if config.label_map and not rows.empty:
+        rows = rows.assign(label=rows["label"].map(lambda x: config.label_map.get(x, x)))
+    extra = {"license": config.license, "version": config.version, "prompts": config.prompts}
+    info = {**info, **{key: value for key, value in extra.items() if value is not None}}
+    return rows, info
