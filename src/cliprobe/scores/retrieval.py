@@ -8,6 +8,7 @@ embeddings, as the seed defines them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -123,3 +124,47 @@ def retrieval_scores(
         "similarity": similarity.reshape(-1),
     })
     return metrics, per_image, neighbour_table, facts
+
+
+def revisited_scores(
+    gallery: EmbeddingTable, queries: EmbeddingTable, manifest: pd.DataFrame,
+    estimate: Estimator, kappas: tuple[int, ...] = (1, 5, 10),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Revisited Oxford / Paris mAP (Easy / Medium / Hard, Radenović et al. 2018).
+
+    Only for datasets whose manifest carries the ground truth (``gnd_easy`` / ``gnd_hard`` /
+    ``gnd_junk`` on query rows, as gallery image ids). Queries are the cell's (manipulated)
+    embeddings of the query images; the gallery is the clean embeddings of the other images,
+    ranked in full by exact search. The query boxes are not cropped (the whole query image is
+    embedded, as for every other cell); the facts say so.
+    """
+    if "gnd_easy" not in manifest:
+        return {}, {}
+    rows = manifest[manifest["gnd_easy"].notna()]
+    gallery_rows = [i for i, image_id in enumerate(gallery.image_ids)
+                    if image_id not in set(rows["image_id"])]
+    position = {gallery.image_ids[i]: n for n, i in enumerate(gallery_rows)}
+    query_position = {image_id: i for i, image_id in enumerate(queries.image_ids)}
+    present = [r for r in rows.itertuples() if r.image_id in query_position]
+    if not present or not gallery_rows:
+        return {}, {"revisited": "no query or gallery image left after skips"}
+
+    def indices(text: str | None) -> list[int]:
+        return [position[i] for i in json.loads(text or "[]") if i in position]
+
+    gnd = [{"easy": indices(r.gnd_easy), "hard": indices(r.gnd_hard),
+            "junk": indices(r.gnd_junk)} for r in present]
+    query_vectors = queries.vectors[[query_position[r.image_id] for r in present]]
+    ranks, _ = top_k(query_vectors, gallery.vectors[gallery_rows], len(gallery_rows))
+    metrics: dict[str, Any] = {}
+    for protocol in ("easy", "medium", "hard"):
+        result = ranking.revisited_map(ranks, gnd, protocol, kappas)
+        metrics[f"revisited_map_{protocol}"] = estimate(f"revisited_map_{protocol}",
+                                                        result.aps)
+        for column, kappa in enumerate(kappas):
+            metrics[f"revisited_mp_{protocol}_at_{kappa}"] = estimate(
+                f"revisited_mp_{protocol}_at_{kappa}", result.precisions[:, column]
+                if result.precisions is not None else np.array([]))
+    facts = {"revisited": {"queries": len(present), "gallery": len(gallery_rows),
+                           "query_boxes": "not applied (whole query image embedded)"}}
+    return metrics, facts

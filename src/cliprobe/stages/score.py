@@ -28,7 +28,7 @@ from cliprobe.metrics import retrieval as rm
 from cliprobe.provenance import package_versions
 from cliprobe.scores import probe
 from cliprobe.scores.estimates import Estimator
-from cliprobe.scores.retrieval import align, retrieval_scores
+from cliprobe.scores.retrieval import align, retrieval_scores, revisited_scores
 from cliprobe.scores.zeroshot import zeroshot_scores
 from cliprobe.stages._common import load_cell_params, parser
 
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     rows, own = align(gallery, queries)
     metrics, per_image, neighbour_table, retrieval_facts = retrieval_scores(
         gallery, queries, rows, own, params.retrieval, estimate)
+    revisited_metrics, revisited_facts = revisited_scores(gallery, queries, manifest, estimate)
+    metrics.update(revisited_metrics)
+    retrieval_facts.update(revisited_facts)
     if params.retrieval.remote.enabled:
         remote_metrics, retrieval_facts["remote"] = remote_cell(
             params, args.model, queries, rows, gallery.vectors[own], estimate)
