@@ -186,7 +186,8 @@ def render_comparison(table: pd.DataFrame, labels: list[str]) -> str:
             difference = row[f"difference ({label} - {base})"]
             disjoint = bool(row[f"intervals disjoint ({label})"])
             css = ("up" if difference > 0 else "down") if disjoint else ""
-            cells.append(f'<td class="{css}">{_fmt(difference)}</td>')
+            text = "–" if difference != difference else f"{difference:+.4f}"
+            cells.append(f'<td class="{css}">{text}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     environment = Environment(autoescape=select_autoescape(default=True))
