@@ -47,9 +47,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from cliprobe.embedding.reader import ImageStep, Item, ManifestImages
-from cliprobe.embedding.runner import EmbedReport, _batches, _flush
-from cliprobe.embedding.writer import ChunkStore, partial_key
-from cliprobe.errors import DataError
+from cliprobe.embedding.runner import (
+    EmbedReport,
+    chunk_batches,
+    finish_chunks,
+    flush_chunk,
+    open_chunks,
+)
+from cliprobe.embedding.writer import ChunkStore
 
 T = TypeVar("T")
 #: ``(B, 3, H, W)`` tensor -> ``(B, D)`` float32 unit vectors (see ``make_image_encoder``)
@@ -360,24 +365,10 @@ def embed_manifest_ray(
     import ray
 
     started = time.perf_counter()
-    frame = manifest.reset_index(drop=True)
-    if len(frame) == 0:
-        raise DataError(
-            f"{description}: the manifest lists no images, so there is nothing to embed; "
-            "check the dataset's source and rerun its fetch stage"
-        )
-    # The local backend's key, field for field: chunks are interchangeable between backends.
-    key = partial_key({"metadata": metadata, "chunk_size": chunk_size,
-                       "ids": [str(i) for i in frame["image_id"]],
-                       "paths": [str(p) for p in frame["path"]],
-                       "labels": [str(label) for label in frame["label"]],
-                       "class_indices": [int(c) for c in frame["class_index"]]})
-    store = ChunkStore(partial_root / key, chunk_size, len(frame))
-    pending = store.pending()
-    resumed = store.n_chunks - len(pending)
-    if resumed:
-        print(f"{description}: resuming, {resumed}/{store.n_chunks} chunks already complete")
-    batches = _batches(store, pending, batch_size)
+    # The local backend's chunks, key and merge: files are interchangeable between backends.
+    frame, store, pending = open_chunks(manifest, metadata, chunk_size, Path(partial_root),
+                                        description)
+    batches = chunk_batches(store, pending, batch_size)
 
     if batches:
         we_started = _connect(address, runtime_env)
@@ -391,20 +382,8 @@ def embed_manifest_ray(
             if we_started:
                 ray.shutdown()
 
-    skipped = store.skipped()
-    n_images = len(frame) - len(skipped)
-    if n_images == 0:
-        reasons = "; ".join(f"{s['image_id']}: {s['reason']}" for s in skipped[:3])
-        raise DataError(
-            f"{description}: every one of the {len(frame)} images failed, so there is nothing "
-            f"to embed (first reasons: {reasons})"
-        )
-    final_metadata = {**metadata, "n_images": n_images, "n_skipped": len(skipped),
-                      "skipped": skipped, "embed_dim": embed_dim}
-    store.merge(output, embed_dim, final_metadata)
-    store.clear()
-    return EmbedReport(output, n_images, len(skipped), skipped,
-                       time.perf_counter() - started, resumed)
+    return finish_chunks(store, frame, output, metadata, embed_dim, description, started,
+                         store.n_chunks - len(pending))
 
 
 def _run(
@@ -475,7 +454,7 @@ def _run(
                 progress.update(1)
         for chunk in [c for c, bucket in buffers.items()
                       if len(bucket) == len(store.rows_of(c))]:
-            _flush(store, chunk, list(buffers.pop(chunk).values()), frame, embed_dim)
+            flush_chunk(store, chunk, list(buffers.pop(chunk).values()), frame, embed_dim)
     progress.close()
     if buffers:
         missing = sum(len(store.rows_of(c)) - len(b) for c, b in buffers.items())

@@ -51,13 +51,67 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _batches(store: ChunkStore, pending: list[int], batch_size: int) -> list[list[int]]:
+def chunk_batches(store: ChunkStore, pending: list[int], batch_size: int) -> list[list[int]]:
     """Batches of manifest positions that never cross a chunk boundary."""
     batches = []
     for chunk in pending:
         rows = list(store.rows_of(chunk))
         batches.extend(rows[i : i + batch_size] for i in range(0, len(rows), batch_size))
     return batches
+
+
+def open_chunks(
+    manifest: pd.DataFrame, metadata: dict[str, Any], chunk_size: int, partial_root: Path,
+    description: str,
+) -> tuple[pd.DataFrame, ChunkStore, list[int]]:
+    """The manifest (re-indexed), its chunk store and the chunks still to compute.
+
+    The store is keyed by everything that determines the chunks' content, the same for every
+    backend, so a run killed under one backend resumes under another.
+    """
+    frame = manifest.reset_index(drop=True)
+    if len(frame) == 0:
+        # Without this, the single empty chunk is never written and reading it back fails
+        # with FileNotFoundError instead of a sentence the user can act on.
+        raise DataError(
+            f"{description}: the manifest lists no images, so there is nothing to embed; "
+            "check the dataset's source and rerun its fetch stage"
+        )
+    # Chunks store labels and class indices, and their vectors depend on the files read: a
+    # manifest relabelled or re-pointed after a killed run must not reuse the old chunks.
+    key = partial_key({"metadata": metadata, "chunk_size": chunk_size,
+                       "ids": [str(i) for i in frame["image_id"]],
+                       "paths": [str(p) for p in frame["path"]],
+                       "labels": [str(label) for label in frame["label"]],
+                       "class_indices": [int(c) for c in frame["class_index"]]})
+    store = ChunkStore(partial_root / key, chunk_size, len(frame))
+    pending = store.pending()
+    if store.n_chunks - len(pending):
+        print(f"{description}: resuming, {store.n_chunks - len(pending)}/{store.n_chunks} "
+              "chunks already complete")
+    return frame, store, pending
+
+
+def finish_chunks(
+    store: ChunkStore, frame: pd.DataFrame, output: Path, metadata: dict[str, Any],
+    embed_dim: int, description: str, started: float, resumed: int,
+) -> EmbedReport:
+    """Merge the complete chunks into ``output`` (atomically) and clear them; an all-failed
+    dataset is an error, never an empty file."""
+    skipped = store.skipped()
+    n_images = len(frame) - len(skipped)
+    if n_images == 0:
+        reasons = "; ".join(f"{s['image_id']}: {s['reason']}" for s in skipped[:3])
+        raise DataError(
+            f"{description}: every one of the {len(frame)} images failed, so there is nothing "
+            f"to embed (first reasons: {reasons})"
+        )
+    final_metadata = {**metadata, "n_images": n_images, "n_skipped": len(skipped),
+                      "skipped": skipped, "embed_dim": embed_dim}
+    store.merge(output, embed_dim, final_metadata)
+    store.clear()
+    return EmbedReport(output, n_images, len(skipped), skipped,
+                       time.perf_counter() - started, resumed)
 
 
 def embed_manifest(
@@ -85,29 +139,10 @@ def embed_manifest(
     from torch.utils.data import DataLoader
 
     started = time.perf_counter()
-    frame = manifest.reset_index(drop=True)
-    if len(frame) == 0:
-        # Without this, the single empty chunk is never written and reading it back fails
-        # with FileNotFoundError instead of a sentence the user can act on.
-        raise DataError(
-            f"{description}: the manifest lists no images, so there is nothing to embed; "
-            "check the dataset's source and rerun its fetch stage"
-        )
-    # Chunks store labels and class indices, and their vectors depend on the files read: a
-    # manifest relabelled or re-pointed after a killed run must not reuse the old chunks.
-    key = partial_key({"metadata": metadata, "chunk_size": chunk_size,
-                       "ids": [str(i) for i in frame["image_id"]],
-                       "paths": [str(p) for p in frame["path"]],
-                       "labels": [str(label) for label in frame["label"]],
-                       "class_indices": [int(c) for c in frame["class_index"]]})
-    store = ChunkStore(partial_root / key, chunk_size, len(frame))
-    pending = store.pending()
-    resumed = store.n_chunks - len(pending)
-    if resumed:
-        print(f"{description}: resuming, {resumed}/{store.n_chunks} chunks already complete")
+    frame, store, pending = open_chunks(manifest, metadata, chunk_size, partial_root, description)
 
     images = ManifestImages(frame, image_root, transform, preprocess)
-    batches = _batches(store, pending, batch_size)
+    batches = chunk_batches(store, pending, batch_size)
     loader = DataLoader(
         images,
         batch_sampler=batches,
@@ -135,26 +170,14 @@ def embed_manifest(
                 bucket.append((item, None))
         progress.update(len(batch))
         if len(bucket) == len(store.rows_of(chunk)):
-            _flush(store, chunk, buffers.pop(chunk), frame, embed_dim)
+            flush_chunk(store, chunk, buffers.pop(chunk), frame, embed_dim)
     progress.close()
 
-    skipped = store.skipped()
-    n_images = len(frame) - len(skipped)
-    if n_images == 0:
-        reasons = "; ".join(f"{s['image_id']}: {s['reason']}" for s in skipped[:3])
-        raise DataError(
-            f"{description}: every one of the {len(frame)} images failed, so there is nothing "
-            f"to embed (first reasons: {reasons})"
-        )
-    final_metadata = {**metadata, "n_images": n_images, "n_skipped": len(skipped),
-                      "skipped": skipped, "embed_dim": embed_dim}
-    store.merge(output, embed_dim, final_metadata)
-    store.clear()
-    return EmbedReport(output, n_images, len(skipped), skipped,
-                       time.perf_counter() - started, resumed)
+    return finish_chunks(store, frame, output, metadata, embed_dim, description, started,
+                         store.n_chunks - len(pending))
 
 
-def _flush(
+def flush_chunk(
     store: ChunkStore,
     chunk: int,
     entries: list[tuple[Item, np.ndarray | None]],
