@@ -89,13 +89,15 @@ def handler_for(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
                 server.requests.append((path, self.headers.get("Range")))
                 server.active += 1
                 server.max_active = max(server.max_active, server.active)
+            # "active" spans the delay only: once the response starts, the client may already
+            # send its next request before this thread runs again (a race on a loaded machine).
             try:
                 if server.delay:
                     time.sleep(server.delay)
-                self._serve(path)
             finally:
                 with server.lock:
                     server.active -= 1
+            self._serve(path)
 
         def _serve(self, path: str) -> None:
             if path in server.fail:
