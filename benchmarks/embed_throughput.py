@@ -11,17 +11,14 @@ Three measurements over the same real JPEGs (../shared/data/imagenet_sample_1000
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from cliprobe.config.schema import ModelConfig
-from cliprobe.datasets.manifest import build_manifest
+from _shared import parser, random_model, sample_manifest  # benchmarks/_shared.py
 from cliprobe.embedding.encoder import make_image_encoder
 from cliprobe.embedding.reader import manipulation_transform
 from cliprobe.embedding.runner import default_workers, embed_manifest
@@ -30,26 +27,16 @@ from cliprobe.manipulations import get
 from cliprobe.manipulations.registry import NoParams
 from cliprobe.models import load_model
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet_sample_1000"
-
 
 def main() -> None:
-    parse = argparse.ArgumentParser(description=__doc__,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parse.add_argument("--images", type=int, default=200)
-    parse.add_argument("--arch", default="ViT-B-32")
-    parse.add_argument("--batch-size", type=int, default=32)
+    parse = parser(__doc__, images=200, arch="ViT-B-32")
     parse.add_argument("--workers", default="auto")
     parse.add_argument("--seed-images", type=int, default=64,
                        help="images for the (slow) seed loop; its rate is per image")
-    parse.add_argument("--data", type=Path, default=SHARED)
     args = parse.parse_args()
 
-    labels = pd.read_csv(args.data / "labels.csv").head(args.images)
-    manifest = build_manifest(pd.DataFrame({"image_id": labels["path"], "path": labels["path"],
-                                            "label": labels["class_name"]}))
-    loaded = load_model(args.arch, ModelConfig(arch=args.arch, pretrained=None,
-                                               random_init_seed=0), "cpu")
+    manifest = sample_manifest(args.data, args.images)
+    loaded = load_model(args.arch, random_model(args.arch), "cpu")
     encode = make_image_encoder(loaded.model, loaded.device, "fp32")
     workers = default_workers("cpu") if args.workers == "auto" else int(args.workers)
     print(f"{args.arch} random weights, {len(manifest)} images from {args.data.name}, "

@@ -17,7 +17,6 @@ the per-image costs, from which the time on N workers follows.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import tempfile
@@ -28,8 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cliprobe.config.schema import ModelConfig
-from cliprobe.datasets.manifest import build_manifest
+from _shared import parser, random_model, sample_manifest  # benchmarks/_shared.py
 from cliprobe.embedding.encoder import make_image_encoder
 from cliprobe.embedding.reader import manipulation_transform
 from cliprobe.embedding.runner import default_workers, embed_manifest
@@ -39,8 +37,6 @@ from cliprobe.manipulations import get
 from cliprobe.manipulations.registry import NoParams
 from cliprobe.models import load_model
 from cliprobe.models.loader import LoadedModel
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet_sample_1000"
 
 
 def per_image_costs(manifest: pd.DataFrame, root: Path, loaded: LoadedModel, batch_size: int,
@@ -67,25 +63,18 @@ def per_image_costs(manifest: pd.DataFrame, root: Path, loaded: LoadedModel, bat
 
 
 def main() -> None:
-    parse = argparse.ArgumentParser(description=__doc__,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parse.add_argument("--images", type=int, default=200)
-    parse.add_argument("--arch", default="ViT-B-32")
-    parse.add_argument("--batch-size", type=int, default=32)
+    parse = parser(__doc__, images=200, arch="ViT-B-32")
     parse.add_argument("--chunk-size", type=int, default=512)
     parse.add_argument("--encode-images", type=int, default=64,
                        help="images for the per-image encode cost (per thread setting)")
-    parse.add_argument("--data", type=Path, default=SHARED)
     args = parse.parse_args()
 
     import ray
 
     from cliprobe.embedding.ray_backend import embed_manifest_ray, encoder_from_model
 
-    labels = pd.read_csv(args.data / "labels.csv").head(args.images)
-    manifest = build_manifest(pd.DataFrame({"image_id": labels["path"], "path": labels["path"],
-                                            "label": labels["class_name"]}))
-    config = ModelConfig(arch=args.arch, pretrained=None, random_init_seed=0)
+    manifest = sample_manifest(args.data, args.images)
+    config = random_model(args.arch)
     build = functools.partial(load_model, args.arch, config, "cpu")
     loaded = build()
     workers = default_workers("cpu")

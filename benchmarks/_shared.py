@@ -1,0 +1,37 @@
+"""What the benchmark scripts share: the real photos they read and the random-weight models."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from cliprobe.config.schema import ModelConfig
+from cliprobe.datasets.manifest import build_manifest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+IMAGENET_SAMPLE = SHARED_DATA / "imagenet_sample_1000"
+
+
+def parser(doc: str | None, images: int, arch: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every throughput benchmark takes."""
+    parse = argparse.ArgumentParser(description=doc,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parse.add_argument("--images", type=int, default=images)
+    parse.add_argument("--arch", default=arch)
+    parse.add_argument("--batch-size", type=int, default=32)
+    parse.add_argument("--data", type=Path, default=IMAGENET_SAMPLE)
+    return parse
+
+
+def sample_manifest(data: Path, images: int) -> pd.DataFrame:
+    """A manifest of the first ``images`` photos of the ImageNet one-per-class sample."""
+    labels = pd.read_csv(data / "labels.csv").head(images)
+    return build_manifest(pd.DataFrame({"image_id": labels["path"], "path": labels["path"],
+                                        "label": labels["class_name"]}))
+
+
+def random_model(arch: str) -> ModelConfig:
+    """A seeded random-weight model of ``arch`` (same speed as trained weights)."""
+    return ModelConfig(arch=arch, pretrained=None, random_init_seed=0)
