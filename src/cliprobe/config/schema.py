@@ -17,6 +17,9 @@ from cliprobe.retrieval.indexes import IndexConfig
 from cliprobe.retrieval.postprocess import KMeansConfig, PCAConfig
 from cliprobe.scores.remote import RemoteRetrievalConfig
 
+#: Image features the embed stages can compute (see cliprobe.models.features).
+FeatureVariant = Literal["global", "mac", "rmac", "multipatch"]
+
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -42,7 +45,7 @@ class ModelConfig(StrictModel):
     force_quick_gelu: bool | None = Field(
         default=None, description="null = follow the pretrained tag's activation (SPEC §7)"
     )
-    features: Literal["global", "mac", "rmac", "multipatch"] = Field(
+    features: FeatureVariant = Field(
         default="global",
         description="image feature: the CLIP embedding (global), integral max-pooling (mac) or "
         "regional max-pooling (rmac) of the visual tower's final feature map, or seed 002's "
@@ -53,9 +56,11 @@ class ModelConfig(StrictModel):
 
     @property
     def feature_params(self) -> dict[str, Any]:
-        """Keyword arguments of the feature extractor."""
-        return {"rmac": {"scales": self.rmac_scales},
-                "multipatch": {"overlap": self.multipatch_overlap}}.get(self.features, {})
+        """Keyword arguments of the feature extractor (one mapping: FeatureConfig's)."""
+        from cliprobe.models.features import FeatureConfig
+
+        return FeatureConfig(variant=self.features, rmac_scales=self.rmac_scales,
+                             multipatch_overlap=self.multipatch_overlap).params()
 
     @model_validator(mode="after")
     def _random_weights_need_a_seed(self) -> ModelConfig:

@@ -19,16 +19,6 @@ from cliprobe.io.atomic import atomic_path
 REQUIRED_COLUMNS = ("image_id", "path", "label", "class_index", "split")
 
 
-def raw_dir(dataset: str, root: Path = Path("data")) -> Path:
-    """Folder holding a dataset's images after the fetch stage."""
-    return root / "raw" / dataset
-
-
-def manifest_path(dataset: str, root: Path = Path("data")) -> Path:
-    """Path of a dataset's manifest Parquet file."""
-    return root / "manifests" / f"{dataset}.parquet"
-
-
 def build_manifest(rows: pd.DataFrame, split: str = "all") -> pd.DataFrame:
     """Add ``class_index`` (sorted class names) and ``split``; sort by ``image_id``."""
     frame = rows.copy()

@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cliprobe.io.embeddings import column_to_vectors, vectors_to_column
+
 METADATA_KEY = b"cliprobe"
 
 
@@ -18,11 +20,8 @@ def write_classifier(
     path: Path, class_names: list[str], vectors: np.ndarray, metadata: dict[str, Any]
 ) -> None:
     """Write ``(C, D)`` class embeddings with their names."""
-    array = np.ascontiguousarray(vectors, dtype=np.float32)
-    flat = pa.array(array.reshape(-1), type=pa.float32())
     table = pa.Table.from_arrays(
-        [pa.array(class_names, type=pa.string()),
-         pa.FixedSizeListArray.from_arrays(flat, array.shape[1])],
+        [pa.array(class_names, type=pa.string()), vectors_to_column(vectors)],
         names=["class_name", "embedding"],
     ).replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
     pq.write_table(table, path)
@@ -40,9 +39,7 @@ class Classifier:
 def read_classifier(path: Path) -> Classifier:
     """Read a classifier written by :func:`write_classifier`."""
     table = pq.read_table(path)
-    column = table.column("embedding").combine_chunks()
-    vectors = np.asarray(column.values.to_numpy(zero_copy_only=False), dtype=np.float32)
-    vectors = vectors.reshape(len(table), column.type.list_size)
+    vectors = column_to_vectors(table.column("embedding"))
     return Classifier(
         class_names=[str(n) for n in table.column("class_name").to_pylist()],
         weights=vectors.T.copy(),

@@ -21,6 +21,20 @@ import pyarrow.parquet as pq
 METADATA_KEY = b"cliprobe"
 
 
+def vectors_to_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    """``(N, D)`` vectors as an Arrow fixed-size list column of float32."""
+    array = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = array.shape[1] if array.ndim == 2 else 0
+    return pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1), type=pa.float32()), dim)
+
+
+def column_to_vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A fixed-size list column back as ``(N, D)`` float32."""
+    combined = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values = np.asarray(combined.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+    return values.reshape(len(combined), combined.type.list_size)
+
+
 def embedding_schema(dim: int, metadata: dict[str, Any] | None = None) -> pa.Schema:
     """Arrow schema of an embedding table of dimension ``dim``."""
     schema = pa.schema(
@@ -46,9 +60,7 @@ def to_table(
     infos: Sequence[str] | None = None,
 ) -> pa.Table:
     """Build an embedding table from columns; ``embeddings`` is ``(N, D)`` float32."""
-    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
-    dim = vectors.shape[1] if vectors.ndim == 2 else 0
-    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    column = vectors_to_column(embeddings)
     return pa.Table.from_arrays(
         [
             pa.array(list(image_ids), type=pa.string()),
@@ -56,9 +68,9 @@ def to_table(
             pa.array(list(class_indices), type=pa.int64()),
             pa.array(list(infos) if infos is not None else [""] * len(image_ids),
                      type=pa.string()),
-            pa.FixedSizeListArray.from_arrays(flat, dim),
+            column,
         ],
-        schema=embedding_schema(dim, metadata),
+        schema=embedding_schema(column.type.list_size, metadata),
     )
 
 
@@ -91,14 +103,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 def read_embeddings(path: str | Path) -> EmbeddingTable:
     """Read a whole embedding file."""
     table = pq.read_table(path)
-    column = table.column("embedding").combine_chunks()
-    dim = column.type.list_size
-    vectors = np.asarray(column.values.to_numpy(zero_copy_only=False), dtype=np.float32)
     return EmbeddingTable(
         image_ids=np.asarray(table.column("image_id").to_pylist(), dtype=object),
         labels=np.asarray(table.column("label").to_pylist(), dtype=object),
         class_indices=np.asarray(table.column("class_index").to_numpy(), dtype=np.int64),
-        vectors=vectors.reshape(len(table), dim),
+        vectors=column_to_vectors(table.column("embedding")),
         metadata=json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}")),
         infos=np.asarray(table.column("info").to_pylist(), dtype=object),
     )

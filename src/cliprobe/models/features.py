@@ -33,15 +33,15 @@ What the feature map is, exactly (:func:`feature_map`):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from cliprobe.config.schema import FeatureVariant
 from cliprobe.errors import CliprobeError
 
-FeatureVariant = Literal["global", "mac", "rmac", "multipatch"]
-FEATURE_VARIANTS: tuple[str, ...] = ("global", "mac", "rmac", "multipatch")
+FEATURE_VARIANTS: tuple[str, ...] = get_args(FeatureVariant)
 
 
 class UnsupportedFeatureError(CliprobeError):

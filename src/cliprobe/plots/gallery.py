@@ -12,11 +12,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 from PIL import Image
+
+from cliprobe.io.embeddings import column_to_vectors
 
 TOP_K = 5
 MAX_IMAGES = 6
@@ -39,9 +40,8 @@ def read_probabilities(cell: Path) -> tuple[pd.DataFrame, list[str]]:
     """A cell's per-image probabilities, ``(N, C)`` as a frame indexed by image id."""
     table = pq.read_table(cell / "probabilities.parquet")
     names = json.loads(table.schema.metadata[b"cliprobe"])["class_names"]
-    column = table.column("probabilities").combine_chunks()
-    values = np.asarray(column.values.to_numpy(zero_copy_only=False)).reshape(len(table), -1)
-    frame = pd.DataFrame(values, index=table.column("image_id").to_pylist(), columns=names)
+    frame = pd.DataFrame(column_to_vectors(table.column("probabilities")),
+                         index=table.column("image_id").to_pylist(), columns=names)
     return frame, names
 
 

@@ -23,7 +23,7 @@ from cliprobe.datasets.manifest import read_manifest
 from cliprobe.errors import exit_on_user_error
 from cliprobe.io.atomic import atomic_path, write_json
 from cliprobe.io.classifier import read_classifier
-from cliprobe.io.embeddings import read_embeddings
+from cliprobe.io.embeddings import read_embeddings, vectors_to_column
 from cliprobe.metrics import retrieval as rm
 from cliprobe.provenance import package_versions
 from cliprobe.scores import probe
@@ -39,10 +39,8 @@ PROVENANCE_KEYS = ("model", "arch", "pretrained", "weights", "random_weights", "
 def write_probabilities(path: Path, image_ids: list[str], probabilities: np.ndarray,
                         class_names: list[str]) -> None:
     """Per-image class probabilities, ``(N, C)`` float32, class names in the file metadata."""
-    flat = pa.array(np.ascontiguousarray(probabilities).reshape(-1), type=pa.float32())
     table = pa.Table.from_arrays(
-        [pa.array(image_ids, type=pa.string()),
-         pa.FixedSizeListArray.from_arrays(flat, probabilities.shape[1])],
+        [pa.array(image_ids, type=pa.string()), vectors_to_column(probabilities)],
         names=["image_id", "probabilities"],
     ).replace_schema_metadata({b"cliprobe": json.dumps({"class_names": class_names})})
     with atomic_path(path) as tmp:
