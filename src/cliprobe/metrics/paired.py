@@ -35,6 +35,12 @@ skewed (recalls near 0 or 1). The ``+1`` (Davison & Hinkley 1997, eq. 4.11) coun
 observed sample among the resamples so the p-value is never exactly 0: the smallest reportable
 value is ``2 / (B + 1)`` (read "p < 2 / (B + 1)"). Identical cells give ``p = 1``.
 
+**Weighted pairs** (text -> image recall, a mean over captions grouped by image): each image
+carries its per-image difference ``d_i`` (of the fractions of its captions that hit) and a
+weight ``w_i`` (its number of captions, the same in both cells); the difference is
+``sum(w d) / sum(w)`` (exactly the difference of the two caption means) and resampling draws
+images with their captions together (:func:`resample_ratio_means`).
+
 **McNemar's test** for binary per-image outcomes (recall@k): conditional on the ``n``
 discordant pairs, the number that went 1 → 0 is Binomial(n, 1/2) under "no difference";
 :func:`mcnemar` uses the *exact* two-sided binomial test (``scipy.stats.binomtest``), not the
@@ -138,6 +144,22 @@ def resample_means(values: np.ndarray, resamples: int, rng: np.random.Generator)
     return means
 
 
+def resample_ratio_means(
+    values: np.ndarray, weights: np.ndarray, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``resamples`` bootstrap values of ``sum(w v) / sum(w)``, resampling (v, w) pairs."""
+    data = np.asarray(values, dtype=np.float64)
+    weight = np.asarray(weights, dtype=np.float64)
+    weighted = weight * data
+    size = data.size
+    means = np.empty(resamples, dtype=np.float64)
+    for start in range(0, resamples, BLOCK):
+        count = min(BLOCK, resamples - start)
+        picks = rng.integers(0, size, size=(count, size))
+        means[start : start + count] = weighted[picks].sum(axis=1) / weight[picks].sum(axis=1)
+    return means
+
+
 def bootstrap_p_value(resampled: np.ndarray) -> float:
     """Two-sided p-value of "difference = 0" from bootstrap differences (module docstring)."""
     draws = np.asarray(resampled, dtype=np.float64)
@@ -148,7 +170,8 @@ def bootstrap_p_value(resampled: np.ndarray) -> float:
 
 
 def _paired_estimate(
-    differences: np.ndarray, resamples: int, confidence: float, seed: int, resampled: str
+    differences: np.ndarray, resamples: int, confidence: float, seed: int, resampled: str,
+    weights: np.ndarray | None = None,
 ) -> PairedDifference:
     d = np.asarray(differences, dtype=np.float64)
     if d.size == 0:
@@ -156,12 +179,18 @@ def _paired_estimate(
         return PairedDifference(nan, nan, nan, nan, 0, resampled, resamples)
     if not np.isfinite(d).all():
         raise ValueError("paired values must be finite")
-    value = float(d.mean())
+    if weights is not None:
+        weight = np.asarray(weights, dtype=np.float64)
+        if weight.shape != d.shape or not (weight > 0).all():
+            raise ValueError("weights must be positive and one per pair")
+    value = float(d.mean()) if weights is None else float((weight * d).sum() / weight.sum())
     if resamples == 0:
         return PairedDifference(value, value, value, float("nan"), int(d.size), resampled, 0)
     if np.ptp(d) <= CONSTANT_TOLERANCE * max(1.0, float(np.abs(d).max())):
         # a constant difference (up to float rounding of b − a): every resample equals it
         draws = np.full(resamples, value)
+    elif weights is not None:
+        draws = resample_ratio_means(d, weight, resamples, np.random.default_rng(seed))
     else:
         draws = resample_means(d, resamples, np.random.default_rng(seed))
     alpha = (1.0 - confidence) / 2.0
@@ -171,16 +200,18 @@ def _paired_estimate(
 
 
 def paired_bootstrap(
-    a: np.ndarray, b: np.ndarray, resamples: int, confidence: float, seed: int
+    a: np.ndarray, b: np.ndarray, resamples: int, confidence: float, seed: int,
+    weights: np.ndarray | None = None,
 ) -> PairedDifference:
     """Paired bootstrap of ``mean(b) − mean(a)``, resampling images (rows of aligned arrays).
 
     ``a`` and ``b`` are per-image values of the same images in the same order (see
     :func:`align_pairs`). Percentile interval and p-value as in the module docstring; with
-    ``resamples == 0`` the interval is the point and the p-value NaN.
+    ``resamples == 0`` the interval is the point and the p-value NaN. ``weights`` (one per
+    image, e.g. its number of captions) make both means weighted (module docstring).
     """
     first, second = _checked_pair(a, b)
-    return _paired_estimate(second - first, resamples, confidence, seed, "images")
+    return _paired_estimate(second - first, resamples, confidence, seed, "images", weights)
 
 
 def paired_class_bootstrap(
