@@ -21,6 +21,16 @@ def manifest_path(dataset: str) -> Path:
     return DATA / "manifests" / f"{dataset}.parquet"
 
 
+def captions_path(dataset: str) -> Path:
+    """The dataset's companion caption table (Parquet; empty without captions)."""
+    return DATA / "manifests" / f"{dataset}.captions.parquet"
+
+
+def caption_embeddings_path(model: str, dataset: str) -> Path:
+    """Text embeddings of a dataset's captions under a model (computed once)."""
+    return DATA / "captions" / model / f"{dataset}.parquet"
+
+
 def embeddings_path(model: str, dataset: str, manipulation: str) -> Path:
     """Embeddings of one cell; ``manipulation == 'original'`` is the clean gallery."""
     return DATA / "embeddings" / model / dataset / f"{manipulation}.parquet"

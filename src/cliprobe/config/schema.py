@@ -326,9 +326,83 @@ class UrlListSource(DownloadOptions):
     split: str = "all"
 
 
+#: Formats of caption files (cliprobe.datasets.captions has one parser each).
+CaptionFormat = Literal["karpathy_json", "clip_benchmark_txt", "coco_json", "csv"]
+
+
+def _check_words(value: list[str] | None) -> list[str] | None:
+    if value is not None:
+        if not value or any(not word.strip() for word in value):
+            raise ValueError("must be null or a list of non-empty words")
+        if len(set(value)) != len(value):
+            raise ValueError("words must be distinct")
+    return value
+
+
+class CaptionsSource(DownloadOptions):
+    """Images with several captions each: a caption file (downloaded or local) plus the images.
+
+    The caption file is ``captions_file`` (local), or ``annotations`` (downloaded and checked;
+    ``annotations_member`` names the file inside it when it is an archive, e.g. Karpathy's
+    ``caption_datasets.zip``). The images come from ``local_dir`` (a folder holding them at the
+    caption file's paths, or by file name), ``archive_path`` or the ``images`` archive (only the
+    split's images are extracted). Images have no class: ``words`` is the vocabulary the
+    typographic attack writes from and the zero-shot classifier predicts (null = COCO's object
+    categories without "person").
+    """
+
+    kind: Literal["captions"]
+    format: CaptionFormat
+    split: str = Field(default="test", description="karpathy_json: the split whose images "
+                       "are used (train, restval, val, test)")
+    annotations: RemoteFile | None = Field(default=None, description="the caption file, or an "
+                                           "archive holding it")
+    annotations_member: str | None = Field(default=None, description="the caption file's path "
+                                           "inside the annotations archive")
+    captions_file: str | None = Field(default=None, description="a local caption file (no "
+                                      "download)")
+    images: RemoteFile | None = Field(default=None, description="an archive of the images")
+    archive_path: str | None = Field(default=None, description="a local copy of that archive")
+    local_dir: str | None = Field(default=None, description="a folder holding the images")
+    images_hint: str | None = Field(default=None, description="how to get the images, said "
+                                    "when none of local_dir / archive_path / images is set")
+    max_captions_per_image: int | None = Field(default=None, ge=1, description="keep the first "
+                                               "n captions of each image; null = all")
+    words: list[str] | None = Field(default=None, description="typographic / zero-shot "
+                                    "vocabulary; null = COCO's categories without 'person'")
+
+    @field_validator("words")
+    @classmethod
+    def _words(cls, value: list[str] | None) -> list[str] | None:
+        return _check_words(value)
+
+    @model_validator(mode="after")
+    def _has_captions(self) -> CaptionsSource:
+        if not (self.captions_file or self.annotations):
+            raise ValueError("set captions_file or annotations")
+        return self
+
+
+class CaptionsFolderSource(StrictModel):
+    """Your own captioned images: a folder plus a CSV ``path,caption`` (rows per caption)."""
+
+    kind: Literal["captions_folder"]
+    path: str = Field(description="the folder holding the images")
+    captions_csv: str = Field(description="CSV with columns path (relative to the folder) and "
+                              "caption; several rows per image allowed")
+    words: list[str] | None = Field(default=None, description="typographic / zero-shot "
+                                    "vocabulary; null = COCO's categories without 'person'")
+
+    @field_validator("words")
+    @classmethod
+    def _words(cls, value: list[str] | None) -> list[str] | None:
+        return _check_words(value)
+
+
 DatasetSource = Annotated[
     SampleSource | ImageFolderSource | TypographicInTheWildSource | KaggleSource | ArchiveSource
-    | OxfordParisSource | TorchvisionSource | ImageNetSource | UrlListSource,
+    | OxfordParisSource | TorchvisionSource | ImageNetSource | UrlListSource | CaptionsSource
+    | CaptionsFolderSource,
     Field(discriminator="kind"),
 ]
 

@@ -6,6 +6,7 @@ import shutil
 import sys
 
 from cliprobe import paths
+from cliprobe.datasets.captions import captions_table, write_captions
 from cliprobe.datasets.manifest import build_manifest, write_manifest
 from cliprobe.datasets.sources import materialise
 from cliprobe.datasets.subsample import subsample
@@ -33,13 +34,21 @@ def main(argv: list[str] | None = None) -> None:
     # Swap the folder in only when complete: a killed fetch never leaves half a dataset.
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
-    manifest = build_manifest(rows, split=str(info.get("split", "all")))
-    classes = sorted(manifest["label"].unique())
+    # a caption dataset's captions go to the companion table (every dataset gets one)
+    captions = captions_table(zip(rows["image_id"], rows["captions"], strict=True)
+                              if "captions" in rows else [])
+    manifest = build_manifest(rows.drop(columns=["captions"], errors="ignore"),
+                              split=str(info.get("split", "all")))
+    classes = sorted(label for label in manifest["label"].unique() if label)
+    write_captions(captions, paths.captions_path(args.dataset),
+                   {"dataset": args.dataset, "n_captions": len(captions),
+                    "n_images": int(captions["image_id"].nunique())})
     write_manifest(manifest, paths.manifest_path(args.dataset),
                    {**info, "dataset": args.dataset, "class_names": classes,
-                    "subsample": config.subsample.model_dump()})
-    print(f"fetch {args.dataset}: {len(manifest)} images in {len(classes)} classes -> "
-          f"{target}, {paths.manifest_path(args.dataset)}", file=sys.stderr)
+                    "n_captions": len(captions), "subsample": config.subsample.model_dump()})
+    described = (f"{len(captions)} captions" if len(captions) else f"{len(classes)} classes")
+    print(f"fetch {args.dataset}: {len(manifest)} images, {described} -> {target}, "
+          f"{paths.manifest_path(args.dataset)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

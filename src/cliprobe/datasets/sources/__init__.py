@@ -17,6 +17,7 @@ from cliprobe.config.schema import DatasetConfig
 from cliprobe.datasets.download import sha256_file
 from cliprobe.datasets.sources._common import IMAGE_SUFFIXES, SourceResult
 from cliprobe.datasets.sources.archive import fetch_archive
+from cliprobe.datasets.sources.captions import fetch_captions, fetch_captions_folder
 from cliprobe.datasets.sources.image_folder import fetch_image_folder
 from cliprobe.datasets.sources.imagenet import fetch_imagenet
 from cliprobe.datasets.sources.kaggle import fetch_kaggle
@@ -39,6 +40,8 @@ __all__ = [
     "SourceResult",
     "default_cache_dir",
     "fetch_archive",
+    "fetch_captions",
+    "fetch_captions_folder",
     "fetch_image_folder",
     "fetch_imagenet",
     "fetch_kaggle",
@@ -63,6 +66,8 @@ SOURCES: dict[str, Callable[..., SourceResult]] = {
     "torchvision": fetch_torchvision,
     "imagenet": fetch_imagenet,
     "url_list": fetch_url_list,
+    "captions": fetch_captions,
+    "captions_folder": fetch_captions_folder,
 }
 
 

@@ -17,6 +17,7 @@ from cliprobe.datasets.download import (
     fetch_file,
     file_name_from_url,
     hash_file,
+    members_digest,
     verify_cached,
 )
 from cliprobe.errors import DataError
@@ -196,11 +197,13 @@ def obtain_extracted(
     retries: int,
     archive_path: str | None = None,
     hint: str = "",
+    only: Iterable[str] | None = None,
 ) -> tuple[Path, Verified]:
     """Download (or take ``archive_path``), verify and safely extract an archive, all cached.
 
     Returns the extraction folder and the archive's verified digests. A second call finds both in
-    the cache and touches neither the network nor the archive's bytes.
+    the cache and touches neither the network nor the archive's bytes. ``only`` extracts just
+    those members (into a folder of their own).
     """
     if archive_path:
         archive = Path(archive_path).expanduser()
@@ -225,9 +228,11 @@ def obtain_extracted(
                               hint=hint)
         archive = verified.path
     stem = re.sub(r"(\.tar)?\.(gz|tgz|bz2|xz|zip|tar)$", "", archive.name) or "archive"
-    folder = dataset_cache(cache_dir, "extracted", f"{stem}-{verified.sha256[:12]}")
-    return extract_archive(archive, folder, dataset=dataset,
-                           archive_sha256=verified.sha256), verified
+    selection = members_digest(only)
+    suffix = f"-only-{selection}" if selection else ""
+    folder = dataset_cache(cache_dir, "extracted", f"{stem}-{verified.sha256[:12]}{suffix}")
+    return extract_archive(archive, folder, dataset=dataset, archive_sha256=verified.sha256,
+                           only=only), verified
 
 
 def obtain_file(dataset: str, what: str, url: str, *, sha256: str | None, md5: str | None,
