@@ -108,6 +108,9 @@ def test_dvc_yaml_paths_match_paths_module(repo: Path) -> None:
         return text
 
     assert fill(stages["fetch"]["outs"][1]) == paths.manifest_path("D").as_posix()
+    assert fill(stages["fetch"]["outs"][2]) == paths.captions_path("D").as_posix()
+    assert (fill(stages["captions"]["outs"][0])
+            == paths.caption_embeddings_path("M", "D").as_posix())
     clean = paths.embeddings_path("M", "D", "original").as_posix()
     assert fill(stages["embed"]["outs"][0]) == clean
     assert fill(stages["manipulate"]["outs"][0]) == paths.embeddings_path("M", "D", "X").as_posix()

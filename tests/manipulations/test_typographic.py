@@ -166,6 +166,24 @@ def test_a_single_class_dataset_cannot_be_attacked() -> None:
         _typographic(Image.new("RGB", (64, 64)), "i", classes=("apple",))
 
 
+def test_caption_images_get_a_vocabulary_word_their_captions_do_not_use() -> None:
+    """A caption dataset: no class (label ""), the vocabulary as class names, and the words
+    the image's captions use excluded (writing "dog" on a dog photo would be no attack)."""
+    words = ("dog", "bus", "pizza", "clock")
+    image = Image.new("RGB", (224, 224), GREY)
+    written = set()
+    for i in range(60):
+        context = ImageContext(image_id=f"c{i}", label="", class_names=words,
+                               excluded_words=("dog", "clock"))
+        info = get("typographic")(image, TypographicParams(), image_rng(0, f"c{i}", "t"),
+                                  context).info
+        written.add(info["word_label"])
+    assert written == {"bus", "pizza"}
+    every = ImageContext(image_id="c", label="", class_names=words, excluded_words=words)
+    with pytest.raises(ValueError, match="source.words"):
+        get("typographic")(image, TypographicParams(), image_rng(0, "c", "t"), every)
+
+
 def test_input_image_is_not_modified() -> None:
     image = Image.new("RGB", (224, 224), GREY)
     _typographic(image, "i")

@@ -3,6 +3,10 @@
 Columns: ``image_id`` (stable, unique, the image's path inside the dataset's raw folder),
 ``path`` (same, relative to the raw folder), ``label`` (class name), ``class_index`` (index
 into the sorted class names) and ``split``. Source-specific columns may follow.
+
+Images of a caption dataset have no class: their ``label`` is ``""``, and the dataset's
+vocabulary (``words`` in the file's info) stands in for class names where a stage needs them
+(the words a typographic attack writes, the classes of the zero-shot classifier).
 """
 
 from __future__ import annotations
@@ -29,6 +33,19 @@ def build_manifest(rows: pd.DataFrame, split: str = "all") -> pd.DataFrame:
         frame["split"] = split
     ordered = [*REQUIRED_COLUMNS, *[c for c in frame.columns if c not in REQUIRED_COLUMNS]]
     return frame[ordered].sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+def has_classes(labels: object) -> bool:
+    """True when at least one image has a class (caption datasets have none)."""
+    return any(str(label) for label in labels)  # type: ignore[attr-defined]
+
+
+def class_vocabulary(manifest: pd.DataFrame, info: dict[str, object]) -> list[str]:
+    """The dataset's class names (sorted labels), or a caption dataset's ``words``."""
+    classes = sorted({str(label) for label in manifest["label"]} - {""})
+    if classes:
+        return classes
+    return [str(word) for word in info.get("words") or []]  # type: ignore[attr-defined]
 
 
 def write_manifest(frame: pd.DataFrame, path: Path, info: dict[str, object]) -> None:

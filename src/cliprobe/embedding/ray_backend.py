@@ -36,7 +36,7 @@ import os
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -46,6 +46,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from cliprobe.datasets.captions import WORDS_COLUMN
 from cliprobe.embedding.reader import ImageStep, Item, ManifestImages
 from cliprobe.embedding.runner import (
     EmbedReport,
@@ -161,8 +162,9 @@ def _load_units(batch: dict[str, np.ndarray], spec: _LoadSpec) -> dict[str, np.n
         "path": [os.fsdecode(p) for p in batch["path"]],
         "label": [str(label) for label in batch["label"]],
     })
-    images = ManifestImages(rows, spec.image_root, transform, preprocess)
-    images.class_names = spec.class_names
+    if WORDS_COLUMN in batch:
+        rows[WORDS_COLUMN] = [str(words) for words in batch[WORDS_COLUMN]]
+    images = ManifestImages(rows, spec.image_root, transform, preprocess, spec.class_names)
     items = [images[i] for i in range(len(rows))]
     shapes = {tuple(np.shape(item.tensor)) for item in items if item.tensor is not None}
     if len(shapes) > 1:
@@ -297,6 +299,8 @@ def _input_frames(frame: pd.DataFrame, batches: list[list[int]],
             "path": pd.array([os.fsencode(str(frame.at[p, "path"])) for p in positions],
                              dtype=object),
             "label": pd.array([str(frame.at[p, "label"]) for p in positions], dtype=object),
+            **({WORDS_COLUMN: pd.array([str(frame.at[p, WORDS_COLUMN]) for p in positions],
+                                       dtype=object)} if WORDS_COLUMN in frame else {}),
         }))
     return frames
 
@@ -344,6 +348,7 @@ def embed_manifest_ray(
     max_retries: int = DEFAULT_RETRIES,
     images_per_task: int = DEFAULT_IMAGES_PER_TASK,
     runtime_env: dict[str, Any] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> EmbedReport:
     """Embed ``manifest``'s images into ``output`` on Ray; same contract as ``embed_manifest``.
 
@@ -374,7 +379,8 @@ def embed_manifest_ray(
         we_started = _connect(address, runtime_env)
         try:
             pool = _pool_size(num_actors, cpus_per_actor, gpus_per_actor)
-            labels = tuple(sorted({str(label) for label in frame["label"]}))
+            labels = (tuple(class_names) if class_names is not None
+                      else tuple(sorted({str(label) for label in frame["label"]})))
             spec = _LoadSpec(Path(image_root), labels, transform, preprocess, batch_size)
             inputs = _input_frames(frame, batches, max(1, images_per_task // batch_size))
             _run(frame, inputs, store, spec, encode, embed_dim, description, pool, max_retries)

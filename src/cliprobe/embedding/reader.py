@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from cliprobe.datasets.captions import WORDS_COLUMN
 from cliprobe.images import ImageSkipped, load_rgb
 from cliprobe.manipulations.registry import ImageContext, Manipulated, Manipulation
 from cliprobe.seeding import image_rng, legacy_seed
@@ -62,11 +63,29 @@ class Item:
     info: str = ""
 
 
+def excluded_words(manifest: pd.DataFrame) -> list[tuple[str, ...]]:
+    """Per row, the words a typographic attack must not write (a caption dataset's
+    ``words_in_captions``, JSON lists); empty tuples for other datasets."""
+    if WORDS_COLUMN not in manifest:
+        return [()] * len(manifest)
+    return [tuple(json.loads(text)) if isinstance(text, str) and text else ()
+            for text in manifest[WORDS_COLUMN]]
+
+
+def image_contexts(manifest: pd.DataFrame, class_names: Sequence[str]) -> list[ImageContext]:
+    """The :class:`ImageContext` of every manifest row, in order."""
+    names = tuple(class_names)
+    return [ImageContext(str(image_id), str(label), names, excluded)
+            for image_id, label, excluded in zip(manifest["image_id"], manifest["label"],
+                                                 excluded_words(manifest), strict=True)]
+
+
 class ManifestImages:
     """Map-style dataset over manifest rows: load -> manipulate -> preprocess.
 
     Never raises for a bad image: the item carries a skip reason instead, so one broken file
-    cannot stop a stage of 50,000 images.
+    cannot stop a stage of 50,000 images. ``class_names`` (what a context-aware manipulation
+    picks words from) defaults to the manifest's sorted labels.
     """
 
     def __init__(
@@ -75,11 +94,14 @@ class ManifestImages:
         image_root: Path,
         transform: ImageStep,
         preprocess: Callable[[Image.Image], Any],
+        class_names: Sequence[str] | None = None,
     ) -> None:
         self.paths = [str(image_root / p) for p in manifest["path"]]
         self.image_ids = list(manifest["image_id"])
         self.labels = [str(label) for label in manifest["label"]]
-        self.class_names = tuple(sorted(set(self.labels)))
+        self.class_names = (tuple(class_names) if class_names is not None
+                            else tuple(sorted(set(self.labels))))
+        self.excluded = excluded_words(manifest)
         self.transform = transform
         self.preprocess = preprocess
 
@@ -91,7 +113,8 @@ class ManifestImages:
             image = load_rgb(self.paths[position])
         except ImageSkipped as skipped:
             return Item(position, None, skipped.reason)
-        context = ImageContext(self.image_ids[position], self.labels[position], self.class_names)
+        context = ImageContext(self.image_ids[position], self.labels[position], self.class_names,
+                               self.excluded[position])
         try:
             result = self.transform(image, context)
         except Exception as error:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from cliprobe.datasets.captions import WORDS_COLUMN
 from cliprobe.embedding.reader import ImageStep, Item, ManifestImages, collate_items
 from cliprobe.embedding.writer import ChunkStore, partial_key
 from cliprobe.errors import DataError
@@ -83,7 +84,9 @@ def open_chunks(
                        "ids": [str(i) for i in frame["image_id"]],
                        "paths": [str(p) for p in frame["path"]],
                        "labels": [str(label) for label in frame["label"]],
-                       "class_indices": [int(c) for c in frame["class_index"]]})
+                       "class_indices": [int(c) for c in frame["class_index"]],
+                       **({"words": [str(w) for w in frame[WORDS_COLUMN]]}
+                          if WORDS_COLUMN in frame else {})})
     store = ChunkStore(partial_root / key, chunk_size, len(frame))
     pending = store.pending()
     if store.n_chunks - len(pending):
@@ -129,11 +132,13 @@ def embed_manifest(
     chunk_size: int = 512,
     description: str = "embed",
     pin_memory: bool = False,
+    class_names: Sequence[str] | None = None,
 ) -> EmbedReport:
     """Embed ``manifest``'s images into ``output`` (Parquet), resuming from complete chunks.
 
     ``metadata`` is the provenance written into the file; it also keys the partial chunks, so
-    chunks of another configuration are never reused.
+    chunks of another configuration are never reused. ``class_names``: what context-aware
+    manipulations pick words from (default: the manifest's labels).
     """
     import torch
     from torch.utils.data import DataLoader
@@ -141,7 +146,7 @@ def embed_manifest(
     started = time.perf_counter()
     frame, store, pending = open_chunks(manifest, metadata, chunk_size, partial_root, description)
 
-    images = ManifestImages(frame, image_root, transform, preprocess)
+    images = ManifestImages(frame, image_root, transform, preprocess, class_names)
     batches = chunk_batches(store, pending, batch_size)
     loader = DataLoader(
         images,

@@ -31,11 +31,17 @@ ManipulationFn = Callable[..., "Image.Image | Manipulated"]
 
 @dataclass(frozen=True)
 class ImageContext:
-    """What a context-aware manipulation may know about the image besides its pixels."""
+    """What a context-aware manipulation may know about the image besides its pixels.
+
+    ``class_names``: the dataset's classes, or for a caption dataset (images without a class,
+    ``label == ""``) its vocabulary; ``excluded_words``: words that describe this image (its
+    captions use them), which a typographic attack must not write.
+    """
 
     image_id: str
     label: str
     class_names: tuple[str, ...]
+    excluded_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -186,16 +186,21 @@ def typographic(
     """Write a random wrong class name over the image (Azuma & Matsui 2023 protocol).
 
     Draws, in this order and from ``rng`` only: the class name (uniform among the dataset's
-    classes except the true one), the font, the fill colour, the stroke colour (uniform among
-    the others), the font size, the position (uniform over the positions where the whole ink
-    box, stroke included, lies inside the image). Returns the image (224x224 RGB with the
-    published construction) and ``{"word": written text, "word_label": class name written}``.
+    classes except the true one; on a caption dataset, among its vocabulary except the words
+    its captions use, ``context.excluded_words``), the font, the fill colour, the stroke
+    colour (uniform among the others), the font size, the position (uniform over the
+    positions where the whole ink box, stroke included, lies inside the image). Returns the
+    image (224x224 RGB with the published construction) and ``{"word": written text,
+    "word_label": class name written}``.
     """
-    candidates = [name for name in context.class_names if name != context.label]
+    excluded = {context.label, *context.excluded_words}
+    candidates = [name for name in context.class_names if name not in excluded]
     if not candidates:
         raise ValueError(
             f"typographic needs a class other than the image's own ({context.label!r}); the "
-            "dataset has only one class"
+            "dataset has only one class" if not context.excluded_words else
+            "typographic found no vocabulary word that the image's captions do not use; "
+            "add words to the dataset's source.words"
         )
     rgb = image.convert("RGB") if image.mode != "RGB" else image.copy()
     if params.construction == "defense_prefix":

@@ -12,7 +12,7 @@ from functools import partial
 
 from cliprobe import paths
 from cliprobe.config.loading import manipulation_params
-from cliprobe.datasets.manifest import read_manifest
+from cliprobe.datasets.manifest import class_vocabulary, has_classes, read_manifest
 from cliprobe.embedding.encoder import make_image_encoder, output_dim
 from cliprobe.embedding.reader import manipulation_step
 from cliprobe.embedding.runner import default_workers, embed_manifest
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
             f"dataset '{args.dataset}' has no manifest at {manifest_file}: run "
             f"`dvc repro fetch@{args.dataset}`"
         )
-    manifest, _ = read_manifest(manifest_file)
+    manifest, manifest_info = read_manifest(manifest_file)
+    class_names = class_vocabulary(manifest, manifest_info)
     loaded = load_model(args.model, params.model[args.model], params.embed.device)
     workers = params.embed.num_workers
     num_workers = default_workers(loaded.device) if workers == "auto" else int(workers)
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         "seed": params.seed,
         "versions": package_versions(),
     }
+    if not has_classes(manifest["label"]):  # a caption dataset: what typographic writes from
+        metadata["words"] = class_names
     encode = make_image_encoder(loaded.model, loaded.device, loaded.config.precision,
                                 loaded.config.features, loaded.config.feature_params)
     dim = (loaded.embed_dim if loaded.config.features == "global"
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=params.embed.batch_size,
         chunk_size=params.embed.chunk_size,
         description=f"{args.model}/{args.dataset}/{args.manipulation}",
+        class_names=class_names,
     )
     if params.embed.backend == "ray":
         # Same chunks, same file: the Ray backend only changes where the work runs.
