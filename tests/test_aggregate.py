@@ -296,3 +296,57 @@ def test_partial_sweep_and_two_constructions(
     assert "ignored_duplicates" not in groups["full_resolution"]
     corruptions = pd.read_csv(tmp_path / "metrics" / "corruptions.csv")
     assert set(corruptions["manipulation"]) == set(extra)
+
+
+def _caption_cell(root: Path, manipulation: str, caption_ranks: list[list[int]],
+                  best: list[int]) -> None:
+    """A caption dataset's cell: images without class, captions' ranks per image."""
+    n = len(best)
+    frame = pd.DataFrame({
+        "image_id": [f"img{i}" for i in range(n)], "label": [""] * n,
+        "seed001_accuracy": np.linspace(0.2, 0.7, n) if manipulation == "original"
+        else np.linspace(0.1, 0.5, n),
+        "own_rank": np.zeros(n, dtype=np.int64), "class_rank": np.full(n, -1),
+        "cosine_drift": np.ones(n), "n_captions": [len(r) for r in caption_ranks],
+        "caption_ranks": caption_ranks, "best_caption_rank": best})
+    names = ["seed001_accuracy", "text_to_image_recall_at_1", "image_to_text_recall_at_1"]
+    metrics = {name: {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0} for name in names}
+    report = {"cell": {"model": "smoke", "dataset": "captions_folder",
+                       "manipulation": manipulation, "function": None, "params": {}},
+              "provenance": {"model": "smoke", "random_weights": True, "seed": 0,
+                             "versions": {}},
+              "n_images": n, "n_skipped": 0, "skipped": [], "metrics": metrics,
+              "per_class_seed001_accuracy": {}}
+    out = root / paths.cell_dir("smoke", "captions_folder", manipulation)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out / "per_image.parquet", index=False)
+    (out / "metrics.json").write_text(json.dumps(report))
+
+
+def test_caption_recalls_are_paired_by_image_with_captions_kept_together(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    raw = compose_params(conf, ["model=smoke", "dataset=[captions_folder]",
+                                "manipulation=[blurred]", f"stats.bootstrap_resamples={RESAMPLES}"])
+    (tmp_path / "params.yaml").write_text(to_yaml(raw))
+    counts = [1, 2, 3, 1, 2, 3]  # 12 captions over 6 images
+    _caption_cell(tmp_path, "original", [[0] * c for c in counts], [0] * 6)
+    # blurred: 9 of 12 captions still find their image first; 4 of 6 images their caption
+    _caption_cell(tmp_path, "blurred", [[5], [0, 4], [0, 0, 7], [0], [0, 0], [0, 0, 0]],
+                  [3, 0, 0, 0, 2, 0])
+    aggregate.main([])
+    rows = pd.read_csv(tmp_path / "metrics" / "comparisons.csv").set_index("metric")
+    t2i = rows.loc["text_to_image_recall_at_1"]
+    # the caption mean's difference (9/12 - 12/12), not the image mean's (0.694 - 1)
+    assert t2i["difference"] == pytest.approx(-0.25)
+    assert t2i["resampled"] == "images" and t2i["n"] == 6 and math.isnan(t2i["mcnemar_p"])
+    assert t2i["ci_low"] <= -0.25 <= t2i["ci_high"]
+    i2t = rows.loc["image_to_text_recall_at_1"]
+    assert i2t["difference"] == pytest.approx(-2 / 6)
+    assert i2t["mcnemar_p"] == pytest.approx(0.5)  # 2 lost, 0 gained: exact binomial
+    seed001 = rows.loc["seed001_accuracy"]
+    # no classes: images are resampled (a class bootstrap of one class "" would be constant)
+    assert seed001["resampled"] == "images" and seed001["ci_low"] < seed001["ci_high"]
+    summary = json.loads((tmp_path / "metrics" / "summary.json").read_text())
+    assert "text_to_image_recall_at_1" in summary["smoke"]["captions_folder"]["blurred"]

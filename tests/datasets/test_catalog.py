@@ -13,7 +13,7 @@ from cliprobe.datasets.sources.imagenet import VARIANTS
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 FILES = sorted((CONF / "dataset").glob("*.yaml"))
-CATALOGUE = [f for f in FILES if f.stem not in {"sample", "image_folder",
+CATALOGUE = [f for f in FILES if f.stem not in {"sample", "image_folder", "captions_folder",
                                                 "typographic_in_the_wild"}]
 
 

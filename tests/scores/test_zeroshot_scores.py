@@ -13,7 +13,7 @@ from cliprobe.io.classifier import Classifier
 from cliprobe.io.embeddings import EmbeddingTable
 from cliprobe.scores import probe
 from cliprobe.scores.estimates import Estimator
-from cliprobe.scores.zeroshot import zeroshot_scores
+from cliprobe.scores.zeroshot import word_search_scores, zeroshot_scores
 from cliprobe.stages.classifier import classifier_classes
 
 CLASSES = ["apple", "dog", "ipod"]
@@ -84,10 +84,18 @@ def test_classifier_classes_extend_with_words_then_extras(tmp_path: Path) -> Non
     conf = Path(__file__).resolve().parents[2] / "conf"
     params = validate_params(compose_params(conf, ["model=smoke",
                                                    "zeroshot.extra_classes=[egg,cat]"]))
-    assert classifier_classes(["dog", "apple", "dog"], ["ipod", "dog", ""], params) == [
+    assert classifier_classes(["apple", "dog"], ["ipod", "dog", ""], params) == [
         "apple", "dog", "ipod", "egg", "cat"]
     off = validate_params(compose_params(conf, ["model=smoke", "zeroshot.extend_with_words=false"]))
-    assert classifier_classes(["dog", "apple"], ["ipod"], off) == ["apple", "dog"]
+    assert classifier_classes(["apple", "dog"], ["ipod"], off) == ["apple", "dog"]
+    # a caption dataset: no class, its vocabulary (in the manifest's info) stands in
+    from cliprobe.datasets.manifest import class_vocabulary
+
+    manifest = pd.DataFrame({"label": ["dog", "apple", "dog"]})
+    assert class_vocabulary(manifest, {"words": ["bus"]}) == ["apple", "dog"]
+    captioned = pd.DataFrame({"label": ["", ""]})
+    assert class_vocabulary(captioned, {"words": ["pizza", "bus"]}) == ["pizza", "bus"]
+    assert classifier_classes(["pizza", "bus"], [], params) == ["pizza", "bus", "egg", "cat"]
 
 
 def test_probe_is_stored_as_arrays_and_evaluated_on_held_out_images(tmp_path: Path) -> None:
@@ -116,3 +124,38 @@ def test_probe_that_cannot_be_fitted_leaves_an_empty_file(tmp_path: Path) -> Non
     info = probe.fit_and_save(gallery, 0, 0.25, tmp_path / "probe.npz", _estimator())
     assert "skipped" in info and (tmp_path / "probe.npz").is_file()
     assert probe.evaluate_saved(tmp_path / "probe.npz", gallery, _estimator()) is None
+
+
+def test_images_without_a_class_get_attack_metrics_but_no_accuracy() -> None:
+    """A caption dataset: labels are "", the classifier's classes are its vocabulary."""
+    classifier = Classifier(CLASSES, np.eye(3, dtype=np.float32), {})
+    vectors = np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    queries = _table(vectors, ["", "", ""], [{"word_label": "ipod"}, {"word_label": "dog"}, {}])
+    metrics, per_image, _, _ = zeroshot_scores(queries, np.arange(3), classifier,
+                                               pd.DataFrame({"image_id": []}), _estimator())
+    assert set(metrics) == {"attack_success_rate", "word_probability"}
+    assert metrics["attack_success_rate"]["value"] == pytest.approx(0.5)  # ipod yes, dog no
+    assert per_image["zeroshot_correct"].isna().all() and per_image["p_true"].isna().all()
+
+
+def test_word_search_compares_the_attacked_image_with_its_clean_self() -> None:
+    # word query of "dog" points along axis 1; of "ipod" along axis 2
+    queries_of_words = np.eye(3, dtype=np.float32)
+    classifier = Classifier(CLASSES, np.eye(3, dtype=np.float32), {}, queries_of_words)
+    clean = np.array([[0.8, 0.6, 0.0], [0.8, 0.6, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    attacked = np.array([[0.6, 0.8, 0.0],    # "dog" written: dog query 0.8 > 0.6 -> above
+                         [0.6, 0.0, 0.8],    # "dog" written: dog query 0.0 < 0.6 -> not
+                         [0.0, 0.0, 1.0],    # "ipod" written: 1.0 > 0.0 -> above
+                         [0.0, 0.0, 1.0]])   # nothing written -> not scored
+    queries = _table(attacked, ["a"] * 4, [{"word_label": "dog"}, {"word_label": "dog"},
+                                           {"word_label": "ipod"}, {}])
+    metrics, columns = word_search_scores(queries, np.arange(4), clean, classifier,
+                                          _estimator())
+    assert metrics["word_search_above_clean"]["value"] == pytest.approx(2 / 3)
+    assert metrics["word_search_above_clean"]["n"] == 3
+    assert columns["word_search_above_clean"].tolist()[:3] == [1.0, 0.0, 1.0]
+    assert np.isnan(columns["word_search_above_clean"][3])
+    np.testing.assert_allclose(columns["word_search_gain"][:3], [0.2, -0.6, 1.0], atol=1e-6)
+    # a classifier file without word queries (older runs): nothing is claimed
+    old = Classifier(CLASSES, np.eye(3, dtype=np.float32), {})
+    assert word_search_scores(queries, np.arange(4), clean, old, _estimator())[0] == {}

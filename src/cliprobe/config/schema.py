@@ -514,6 +514,18 @@ class ZeroshotConfig(StrictModel):
         description="more classes for every classifier, e.g. a post-it's word",
     )
     probe_test_fraction: float = Field(default=0.25, gt=0, lt=1)
+    word_query: str = Field(
+        default="a photo of a {}",
+        description="the caption searched for a written word ({} = the word's class name): "
+        "typographic cells report how often it scores the attacked image above its clean self",
+    )
+
+    @field_validator("word_query")
+    @classmethod
+    def _one_placeholder(cls, value: str) -> str:
+        if value.count("{}") != 1:
+            raise ValueError("must hold exactly one {} (the word)")
+        return value
 
 
 class Params(StrictModel):

@@ -51,10 +51,15 @@ def most_fooled(clean: pd.DataFrame, manipulated: pd.DataFrame,
 
     Flipped images come first (right on the clean image, wrong on the manipulated one; those
     predicted as the written word before the others), then the largest drop in the true
-    class's probability. Inputs are two cells' per_image.parquet tables.
+    class's probability. Images without a class (a caption dataset) have no true class: those
+    predicted as the written word first, then the largest rise in the rank of the image's best
+    caption (image -> text). Inputs are two cells' per_image.parquet tables.
     """
     joined = clean.merge(manipulated, on=["image_id", "label"], suffixes=("_clean", ""))
     joined["drop"] = joined["p_true_clean"] - joined["p_true"]
+    if joined["drop"].isna().all() and "best_caption_rank" in joined:
+        joined["drop"] = (joined["best_caption_rank"]
+                          - joined["best_caption_rank_clean"]).astype(float)
     joined["flipped"] = (joined["zeroshot_correct_clean"] == 1) & (joined["zeroshot_correct"] == 0)
     joined["as_word"] = (joined["written_word"] != "") & (
         joined["zeroshot_predicted"] == joined["written_word"])

@@ -64,17 +64,30 @@ def class_bars(per_class: pd.DataFrame, order: list[str], title: str, random: bo
 
 def heatmap(matrix: pd.DataFrame, title: str, random: bool, metric: str = METRIC) -> Figure:
     """Annotated dataset x manipulation heatmap of one metric."""
-    figure, axes = plt.subplots(
-        figsize=(1.6 + 1.3 * matrix.shape[1], 1.4 + 0.6 * matrix.shape[0])
-    )
-    image = axes.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis",
-                        aspect="auto")
-    axes.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
-    axes.set_yticks(range(matrix.shape[0]), matrix.index)
-    for (row, col), value in np.ndenumerate(matrix.to_numpy(dtype=float)):
-        axes.text(col, row, f"{value:.3f}", ha="center", va="center",
-                  color="white" if value < 0.6 else "black", fontsize=9)
-    figure.colorbar(image, ax=axes, label=metric)
-    axes.set_title(_title(title, random))
+    return heatmaps({metric: matrix}, title, random)
+
+
+def heatmaps(matrices: dict[str, pd.DataFrame], title: str, random: bool) -> Figure:
+    """One annotated dataset x manipulation panel per metric (values in [0, 1]; a dataset
+    without the metric, e.g. caption recalls on a class dataset, is left out of its panel)."""
+    panels = {metric: matrix.dropna(how="all") for metric, matrix in matrices.items()}
+    panels = {metric: matrix for metric, matrix in panels.items() if not matrix.empty}
+    if not panels:
+        panels = dict(matrices)
+    width = max(1.6 + 1.3 * m.shape[1] for m in panels.values())
+    heights = [1.0 + 0.6 * max(1, m.shape[0]) for m in panels.values()]
+    figure, axes_list = plt.subplots(len(panels), 1, figsize=(width, 0.6 + sum(heights)),
+                                     gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for axes, (metric, matrix) in zip(axes_list[:, 0], panels.items(), strict=True):
+        values = matrix.to_numpy(dtype=float)
+        image = axes.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        axes.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
+        axes.set_yticks(range(matrix.shape[0]), matrix.index)
+        for (row, col), value in np.ndenumerate(values):
+            axes.text(col, row, "–" if np.isnan(value) else f"{value:.3f}", ha="center",
+                      va="center", color="white" if value < 0.6 else "black", fontsize=9)
+        figure.colorbar(image, ax=axes, label=metric)
+        axes.set_title(metric, fontsize=9)
+    figure.suptitle(_title(title, random), fontsize=10)
     figure.tight_layout()
     return figure

@@ -31,8 +31,7 @@ def fit_and_save(
                                   test_fraction=test_fraction, seed=seed)
     except DataError as error:
         # an empty probe file still exists, so the manipulated cells' dependency is met
-        with atomic_path(output) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, skipped=np.asarray(str(error)))
+        save_skipped(output, str(error))
         return {"skipped": str(error)}
     model = result.model
     with atomic_path(output) as tmp, open(tmp, "wb") as handle:
@@ -44,6 +43,12 @@ def fit_and_save(
     return {"C": result.C, "train_accuracy": result.train_accuracy,
             "n_train": len(result.train_index),
             "test": estimate("probe_accuracy", test_correct)}
+
+
+def save_skipped(output: Path, reason: str) -> None:
+    """An empty probe file recording why no probe was fitted."""
+    with atomic_path(output) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, skipped=np.asarray(reason))
 
 
 def predict(probe: dict[str, np.ndarray], vectors: np.ndarray) -> np.ndarray:

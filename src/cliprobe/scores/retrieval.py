@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cliprobe.config.schema import RetrievalConfig
+from cliprobe.datasets.manifest import has_classes
 from cliprobe.errors import ConfigError, DataError
 from cliprobe.io.embeddings import EmbeddingTable
 from cliprobe.metrics import ranking
@@ -74,26 +75,34 @@ def retrieval_scores(
     accuracy = rm.seed001_query_accuracy(gallery.vectors[first_n], clean_vectors,
                                          settings.threshold)
     own_rank = rm.own_image_rank(neighbours[:, :depth], own)
-    class_rank = rm.first_same_class_rank(neighbours, own, gallery.labels, labels)
+    class_rank = (rm.first_same_class_rank(neighbours, own, gallery.labels, labels)
+                  if has_classes(labels) else np.full(len(rows), -1, dtype=np.int64))
     drift = rm.cosine_drift(clean_vectors, query_vectors)
 
-    per_class = rm.class_means(accuracy, labels)
+    # Images without a class (caption datasets) have no same-class metric, and seed 001's
+    # mean of class means is then the mean over images (each image its own cluster).
+    classes = has_classes(labels)
+    seed001 = (estimate("seed001_accuracy", rm.class_means(accuracy, labels).to_numpy(),
+                        "classes") if classes else estimate("seed001_accuracy", accuracy))
     metrics: dict[str, Any] = {
-        "seed001_accuracy": estimate("seed001_accuracy", per_class.to_numpy(), "classes"),
+        "seed001_accuracy": seed001,
         "cosine_drift": estimate("cosine_drift", drift),
     }
     for k in settings.recall_k:
         metrics[f"recall_own_at_{k}"] = estimate(f"recall_own_at_{k}", rm.recall_at_k(own_rank, k))
-        metrics[f"recall_class_at_{k}"] = estimate(
-            f"recall_class_at_{k}", rm.recall_at_k(class_rank, k)
-        )
+        if classes:
+            metrics[f"recall_class_at_{k}"] = estimate(
+                f"recall_class_at_{k}", rm.recall_at_k(class_rank, k)
+            )
     gallery_labels = gallery.labels.astype(str)
-    ap_class = ranking.same_class_average_precision(ranking_full, own, gallery_labels,
-                                                    labels.astype(str))
+    ap_class = (ranking.same_class_average_precision(ranking_full, own, gallery_labels,
+                                                     labels.astype(str))
+                if classes else np.full(len(rows), np.nan))
     ap_own = ranking.own_image_average_precision(ranking_full, own)
-    metrics["map_class"] = estimate("map_class", ap_class)
+    if classes:
+        metrics["map_class"] = estimate("map_class", ap_class)
     metrics["map_own"] = estimate("map_own", ap_own)
-    for k in settings.recall_k:
+    for k in settings.recall_k if classes else []:
         metrics[f"mp_class_at_{k}"] = estimate(
             f"mp_class_at_{k}", ranking.same_class_precision_at_k(
                 ranking_full, own, gallery_labels, labels.astype(str), k))

@@ -4,6 +4,15 @@ Per image: softmax probabilities over the classifier's classes (logits 100 · co
 prediction, whether the true class is top-1 / top-5, and, when a word was written on the image
 (recorded by the manipulation, or given by the dataset for real typographic photos), whether
 the prediction is the word's class (attack success) and the probability on it.
+
+Images without a class (a caption dataset's, ``label == ""``; the classifier's classes are
+then the dataset's vocabulary) have no accuracy: those metrics are left out, the attack metrics
+remain (the prediction among the vocabulary is or is not the written word).
+
+:func:`word_search_scores`: for each image a manipulation wrote a word on, does the caption a
+search for that word would use (the classifier's word query, "a photo of a {word}") score the
+attacked image above its clean self? The typographic question of image <-> text retrieval:
+writing a word makes an image findable as something it is not.
 """
 
 from __future__ import annotations
@@ -49,12 +58,15 @@ def zeroshot_scores(
     logits = zs.logits(queries.vectors[rows], classifier.weights)
     probabilities = zs.softmax(logits).astype(np.float32)
     labels = [str(label) for label in queries.labels[rows]]
+    labelled = np.array([bool(label) for label in labels], dtype=bool)
     targets = zs.class_indices(labels, names)
     predictions = np.argmax(logits, axis=1)
     ranks = np.argsort(-logits, axis=1, kind="stable")
-    correct = (predictions == targets).astype(np.float64)
-    correct_at_5 = ((ranks[:, :TOP_K] == targets[:, None]).any(axis=1).astype(np.float64)
+    correct = np.where(labelled, (predictions == targets).astype(np.float64), np.nan)
+    correct_at_5 = (np.where(labelled, (ranks[:, :TOP_K] == targets[:, None]).any(axis=1), np.nan)
                     if len(names) >= TOP_K else np.full(len(rows), np.nan))
+    p_true = np.where(labelled, probabilities[np.arange(len(rows)), np.maximum(targets, 0)],
+                      np.nan)
     words = written_words(queries, rows, manifest)
     word_index = zs.class_indices(words, names)
     attacked = np.array([w is not None and w != label for w, label in zip(words, labels,
@@ -63,23 +75,27 @@ def zeroshot_scores(
                        (predictions == word_index).astype(np.float64), np.nan)
     p_word = np.where(attacked, zs.probability_on_word(probabilities, word_index), np.nan)
 
-    recall_by_class = pd.Series(correct).groupby(np.asarray(labels)).mean()
-    metrics: dict[str, Any] = {
-        "zeroshot_acc1": estimate("zeroshot_acc1", correct),
-        "zeroshot_acc5": estimate("zeroshot_acc5", correct_at_5),
-        "zeroshot_mean_per_class_recall": estimate(
-            "zeroshot_mean_per_class_recall", recall_by_class.to_numpy(), "classes"),
-    }
+    metrics: dict[str, Any] = {}
+    if labelled.any():
+        recall_by_class = (pd.Series(correct[labelled])
+                           .groupby(np.asarray(labels)[labelled]).mean())
+        metrics.update({
+            "zeroshot_acc1": estimate("zeroshot_acc1", correct),
+            "zeroshot_acc5": estimate("zeroshot_acc5", correct_at_5),
+            "zeroshot_mean_per_class_recall": estimate(
+                "zeroshot_mean_per_class_recall", recall_by_class.to_numpy(), "classes"),
+        })
     if attacked.any():
         metrics["attack_success_rate"] = estimate("attack_success_rate", success[attacked])
-        metrics["attacked_true_class_acc1"] = estimate("attacked_true_class_acc1",
-                                                       correct[attacked])
+        if (attacked & labelled).any():
+            metrics["attacked_true_class_acc1"] = estimate("attacked_true_class_acc1",
+                                                           correct[attacked])
         metrics["word_probability"] = estimate("word_probability", p_word[attacked])
     per_image = pd.DataFrame({
         "zeroshot_predicted": [names[i] for i in predictions],
         "zeroshot_correct": correct,
         "zeroshot_correct_at_5": correct_at_5,
-        "p_true": probabilities[np.arange(len(rows)), targets],
+        "p_true": p_true,
         "written_word": [w or "" for w in words],
         "attack_success": success,
         "p_word": p_word,
@@ -101,3 +117,39 @@ def zeroshot_scores(
                                                      p_word[mask & attacked])
             by_condition[condition] = entry
     return metrics, per_image, probabilities, by_condition
+
+
+def word_search_scores(
+    queries: EmbeddingTable,
+    rows: np.ndarray,
+    clean_vectors: np.ndarray,
+    classifier: Classifier,
+    estimate: Estimator,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(metrics, per-image columns) of the written-word search.
+
+    For every query row whose manipulation recorded a written word (``word_label`` in its info)
+    that is a classifier class with a stored word query: 1 when ``cos(q_w, attacked) >
+    cos(q_w, clean)`` (a search for the word ranks the attacked image above its clean self),
+    else 0; NaN for the other rows. ``clean_vectors`` ``(len(rows), D)`` are the same images'
+    clean embeddings. Also the similarity gain ``cos(q_w, attacked) - cos(q_w, clean)``.
+    """
+    empty = pd.DataFrame({"word_search_above_clean": np.full(len(rows), np.nan),
+                          "word_search_gain": np.full(len(rows), np.nan)})
+    if classifier.word_queries is None:
+        return {}, empty
+    index = {name: i for i, name in enumerate(classifier.class_names)}
+    recorded = [queries.info(int(row)).get("word_label") for row in rows]
+    word_rows = np.array([index.get(str(w), -1) if w else -1 for w in recorded],
+                         dtype=np.int64)
+    scored = word_rows >= 0
+    if not scored.any():
+        return {}, empty
+    word_vectors = classifier.word_queries[np.maximum(word_rows, 0)].astype(np.float64)
+    attacked = np.einsum("nd,nd->n", word_vectors, queries.vectors[rows].astype(np.float64))
+    clean = np.einsum("nd,nd->n", word_vectors, np.asarray(clean_vectors, dtype=np.float64))
+    above = np.where(scored, (attacked > clean).astype(np.float64), np.nan)
+    gain = np.where(scored, attacked - clean, np.nan)
+    metrics = {"word_search_above_clean": estimate("word_search_above_clean", above),
+               "word_search_gain": estimate("word_search_gain", gain)}
+    return metrics, pd.DataFrame({"word_search_above_clean": above, "word_search_gain": gain})

@@ -42,12 +42,14 @@ import pandas as pd
 from cliprobe import paths
 from cliprobe.config.loading import load_params
 from cliprobe.config.schema import Params
+from cliprobe.datasets.manifest import has_classes
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import atomic_path, write_json, write_text
 from cliprobe.manipulations.corruptions import ALL_CORRUPTIONS, REGISTRY_PREFIX
 from cliprobe.metrics import corruption as cm
 from cliprobe.metrics import paired
 from cliprobe.metrics import retrieval as rm
+from cliprobe.scores.captions import per_image_caption_values
 from cliprobe.seeding import derive_seed
 from cliprobe.stages._common import parser
 
@@ -72,14 +74,20 @@ COLUMN_METRICS = {
     "word_probability": "p_word",
     "map_class": "ap_class",
     "map_own": "ap_own",
+    "word_search_above_clean": "word_search_above_clean",
+    "word_search_gain": "word_search_gain",
 }
-#: Metrics with a 0/1 outcome per image (McNemar's test applies).
-BINARY_METRICS = frozenset({"zeroshot_acc1", "zeroshot_acc5", "attack_success_rate"})
+#: Metrics with a 0/1 outcome per image (McNemar's test applies). Text -> image recall is a 0/1
+#: outcome per *caption*, but captions of one image are not independent pairs: no McNemar.
+BINARY_METRICS = frozenset({"zeroshot_acc1", "zeroshot_acc5", "attack_success_rate",
+                            "word_search_above_clean"})
+IMAGE_TO_TEXT_METRIC = re.compile(r"^image_to_text_recall_at_\d+$")
 
 
 def is_binary(metric: str) -> bool:
     """True for metrics whose per-image values are 0/1 outcomes."""
-    return metric in BINARY_METRICS or RECALL_METRIC.match(metric) is not None
+    return (metric in BINARY_METRICS or RECALL_METRIC.match(metric) is not None
+            or IMAGE_TO_TEXT_METRIC.match(metric) is not None)
 
 COMPARISON_COLUMNS = ["model", "dataset", "manipulation", "metric", "difference", "ci_low",
                       "ci_high", "p_value", "mcnemar_p", "significant", "resampled", "n"]
@@ -203,8 +211,19 @@ def read_per_image(model: str, dataset: str, manipulation: str) -> pd.DataFrame:
     return pd.read_parquet(file)
 
 
+def per_image_weights(frame: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """Per-image weights of a weighted-mean metric (text -> image recall: the number of
+    captions), None for plain per-image means."""
+    caption = per_image_caption_values(frame, metric)
+    return caption[1] if caption is not None else None
+
+
 def per_image_values(frame: pd.DataFrame, metric: str) -> np.ndarray | None:
-    """The per-image values whose mean is ``metric``; None when per_image has no such column."""
+    """The per-image values whose (weighted, :func:`per_image_weights`) mean is ``metric``;
+    None when per_image has no such column."""
+    caption = per_image_caption_values(frame, metric)
+    if caption is not None:
+        return caption[0]
     if metric in COLUMN_METRICS:
         column = COLUMN_METRICS[metric]
         return frame[column].to_numpy(dtype=np.float64) if column in frame else None
@@ -229,8 +248,10 @@ def compare_cells(
 ) -> list[dict[str, Any]]:
     """Paired comparison of two cells' per-image tables, one row per metric (other − base).
 
-    Images are aligned by image id; seed 001's score resamples classes, the others images.
-    Each metric's bootstrap is seeded from (seed, base cell, other cell, metric).
+    Images are aligned by image id; seed 001's score resamples classes (images, when the
+    images have no class), the others images, text -> image recall with each image's captions
+    kept together (weighted by their number). Each metric's bootstrap is seeded from (seed,
+    base cell, other cell, metric).
     """
     rows_base, rows_other = paired.align_pairs(base["image_id"].to_numpy(),
                                                other["image_id"].to_numpy())
@@ -250,14 +271,16 @@ def compare_cells(
             continue
         labels = base["label"].to_numpy()[defined]
         first, second = first[defined], second[defined]
+        weights = per_image_weights(base, metric)
         seed = derive_seed(params.seed, "paired", base_key, other_key, metric) % (2**32)
-        if metric == HEADLINE:
+        if metric == HEADLINE and has_classes(labels):
             result = paired.paired_class_bootstrap(first, second, labels,
                                                    stats.bootstrap_resamples, stats.confidence,
                                                    seed)
         else:
-            result = paired.paired_bootstrap(first, second, stats.bootstrap_resamples,
-                                             stats.confidence, seed)
+            result = paired.paired_bootstrap(
+                first, second, stats.bootstrap_resamples, stats.confidence, seed,
+                weights[defined] if weights is not None else None)
         mcnemar_p = (paired.mcnemar(first, second).p_value if is_binary(metric)
                      else float("nan"))
         out.append({"metric": metric, "difference": result.difference,
@@ -503,7 +526,10 @@ def main(argv: list[str] | None = None) -> None:
             base = read_per_image(model, dataset, paths.CLEAN)
             base_key = f"{model}/{dataset}/{paths.CLEAN}"
             pair_errors = errors.setdefault((model, dataset), {})
-            pair_errors[paths.CLEAN] = (base["image_id"].to_numpy(), error_values(base))
+            if any((model, dataset, name) in corrupted_keys for name in params.manipulation):
+                # CE's clean error: only where corruption cells need it (a caption dataset or a
+                # pooled-feature model has no zero-shot top-1)
+                pair_errors[paths.CLEAN] = (base["image_id"].to_numpy(), error_values(base))
             for manipulation in params.manipulation:
                 frame = read_per_image(model, dataset, manipulation)
                 metrics = list(by_key[(model, dataset, manipulation)]["metrics"])

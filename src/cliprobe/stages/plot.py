@@ -1,7 +1,9 @@
 """Stage plot: seed 001's figures, the heatmap and the ImageNet-C figures, into plots/figures.
 
-Per model × dataset: ``hist_``, ``box_``, ``class_bars_<model>_<dataset>.png`` and per model
-``heatmap_<model>.png`` (seed 001). They show ``original`` and the non-corruption
+Per model × dataset with classes: ``hist_``, ``box_``, ``class_bars_<model>_<dataset>.png``
+(seed 001's per-class figures), and per model ``heatmap_<model>.png``: one dataset ×
+manipulation panel per headline metric the cells have (:data:`HEATMAP_METRICS`: seed 001,
+zero-shot top-1, image <-> text recall@1, ...). They show ``original`` and the non-corruption
 manipulations; ImageNet-C cells (registry ``imagenet_c_*``), when present, get their own figures
 from plots/severity.csv instead (95 of them would drown seed 001's):
 
@@ -33,12 +35,11 @@ import pandas as pd
 from cliprobe import paths
 from cliprobe.config.loading import load_params, manipulation_params
 from cliprobe.config.schema import Params
-from cliprobe.datasets.manifest import read_manifest
-from cliprobe.embedding.reader import manipulation_step
+from cliprobe.datasets.manifest import class_vocabulary, read_manifest
+from cliprobe.embedding.reader import image_contexts, manipulation_step
 from cliprobe.errors import exit_on_user_error
 from cliprobe.images import ImageSkipped, load_rgb
 from cliprobe.io.atomic import atomic_path
-from cliprobe.manipulations import ImageContext
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
 from cliprobe.plots import corruption, gallery, seed001
@@ -46,6 +47,10 @@ from cliprobe.stages._common import parser
 from cliprobe.stages.aggregate import ERROR_METRIC, HEADLINE
 
 FIGURES = paths.PLOTS / "figures"
+#: Panels of the per-model heatmap, in order, each drawn when some cell has the metric.
+HEATMAP_METRICS = ("seed001_accuracy", "recall_own_at_1", "zeroshot_acc1",
+                   "text_to_image_recall_at_1", "image_to_text_recall_at_1",
+                   "attack_success_rate", "word_search_above_clean")
 
 
 def save(figure: plt.Figure, path: Path) -> None:
@@ -101,9 +106,11 @@ def gallery_figures(params: Params, order: list[str], cells: pd.DataFrame, folde
         manifest_file = paths.manifest_path(dataset)
         if not manifest_file.is_file():
             continue
-        manifest, _ = read_manifest(manifest_file)
+        manifest, manifest_info = read_manifest(manifest_file)
         path_of = dict(zip(manifest["image_id"], manifest["path"], strict=True))
-        classes = tuple(sorted(set(manifest["label"].astype(str))))
+        # the contexts the embed stage used, so the re-created images are the embedded ones
+        context_of = {c.image_id: c for c in image_contexts(
+            manifest, class_vocabulary(manifest, manifest_info))}
         for model in params.model:
             clean_dir = paths.cell_dir(model, dataset, paths.CLEAN)
             if not (clean_dir / "probabilities.parquet").is_file():
@@ -126,7 +133,7 @@ def gallery_figures(params: Params, order: list[str], cells: pd.DataFrame, folde
                         image = load_rgb(paths.raw_dir(dataset) / path_of[row.image_id])
                     except ImageSkipped:
                         continue
-                    context = ImageContext(row.image_id, row.label, classes)
+                    context = context_of[row.image_id]
                     items.append(gallery.FooledImage(
                         image_id=row.image_id, label=row.label, written_word=row.written_word,
                         clean=image, manipulated=step(image, context).image,
@@ -156,14 +163,21 @@ def main(argv: list[str] | None = None) -> None:
         random = bool(model_cells["random_weights"].any())
         for dataset in params.dataset:
             rows = per_class[(per_class["model"] == model) & (per_class["dataset"] == dataset)]
+            if rows.empty:  # images without classes (a caption dataset): no per-class figure
+                continue
             title = f"{model} on {dataset}"
             for kind, draw in (("hist", seed001.histogram), ("box", seed001.box_plot),
                                ("class_bars", seed001.class_bars)):
                 save(draw(rows, order, title, random), staging / f"{kind}_{model}_{dataset}.png")
                 written += 1
-        head = model_cells[model_cells["metric"] == seed001.METRIC]
-        matrix = head.pivot(index="dataset", columns="manipulation", values="value")[order]
-        save(seed001.heatmap(matrix, f"{model}: seed 001 accuracy", random),
+        matrices = {}
+        for metric in HEATMAP_METRICS:
+            head = model_cells[model_cells["metric"] == metric]
+            if head.empty:
+                continue
+            matrix = head.pivot(index="dataset", columns="manipulation", values="value")
+            matrices[metric] = matrix.reindex(index=list(params.dataset), columns=order)
+        save(seed001.heatmaps(matrices, f"{model}: headline metrics", random),
              staging / f"heatmap_{model}.png")
         written += 1
     written += corruption_figures(params.model, cells, staging)

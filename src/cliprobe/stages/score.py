@@ -2,9 +2,11 @@
 
 One cell: retrieve each (manipulated) query among the dataset's clean gallery, classify it
 zero-shot with the dataset's text classifier, and evaluate the linear probe (fitted here on the
-clean gallery for the original cell). Every metric gets a bootstrap interval. Writes into the
-cell folder: metrics.json, per_image.parquet, neighbours.parquet, probabilities.parquet and
-(original cell) probe.npz.
+clean gallery for the original cell). On a caption dataset, also image <-> text retrieval: the
+cell's images against the dataset's clean captions. Where a manipulation wrote a word, the
+word search: does "a photo of a {word}" now score the image above its clean self? Every metric
+gets a bootstrap interval. Writes into the cell folder: metrics.json, per_image.parquet,
+neighbours.parquet, probabilities.parquet and (original cell) probe.npz.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cliprobe import paths
-from cliprobe.datasets.manifest import read_manifest
-from cliprobe.errors import exit_on_user_error
+from cliprobe.datasets.manifest import has_classes, read_manifest
+from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import atomic_path, write_json
+from cliprobe.io.caption_embeddings import read_caption_embeddings
 from cliprobe.io.classifier import read_classifier
 from cliprobe.io.embeddings import read_embeddings, vectors_to_column
 from cliprobe.metrics import retrieval as rm
 from cliprobe.provenance import package_versions
 from cliprobe.scores import probe
+from cliprobe.scores.captions import caption_scores
 from cliprobe.scores.estimates import Estimator
 from cliprobe.scores.retrieval import align, retrieval_scores, revisited_scores
-from cliprobe.scores.zeroshot import zeroshot_scores
+from cliprobe.scores.zeroshot import word_search_scores, zeroshot_scores
 from cliprobe.stages._common import load_cell_params, parser
 
 PROVENANCE_KEYS = ("model", "arch", "pretrained", "weights", "random_weights", "precision",
@@ -79,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                          params.stats.confidence)
     out = paths.cell_dir(args.model, args.dataset, args.manipulation)
 
+    meta = queries.metadata
     rows, own = align(gallery, queries)
     metrics, per_image, neighbour_table, retrieval_facts = retrieval_scores(
         gallery, queries, rows, own, params.retrieval, estimate)
@@ -94,18 +99,44 @@ def main(argv: list[str] | None = None) -> None:
                                      "n_classes": len(classifier.class_names),
                                      "n_dataset_classes":
                                          classifier.metadata.get("n_dataset_classes")}
+    if classifier.metadata.get("vocabulary"):
+        zeroshot_info["classes"] = "the dataset's vocabulary (its images have no class)"
+    captions_info: dict[str, Any] = {}
     if features == "global":
         zs_metrics, zs_columns, probabilities, by_condition = zeroshot_scores(
             queries, rows, classifier, manifest, estimate)
         metrics.update(zs_metrics)
         per_image = per_image.join(zs_columns)
+        search_metrics, search_columns = word_search_scores(
+            queries, rows, gallery.vectors[own], classifier, estimate)
+        if search_metrics:
+            metrics.update(search_metrics)
+            per_image = per_image.join(search_columns)
+            zeroshot_info["word_search"] = {
+                "query": classifier.metadata.get("word_query"),
+                "metric": "fraction of images with a written word whose word query scores "
+                          "the manipulated image above its clean self"}
+        caption_file = paths.caption_embeddings_path(args.model, args.dataset)
+        if not caption_file.is_file():
+            raise DataError(f"cell {cell_key} has no caption embeddings at {caption_file}: run "
+                            f"`dvc repro captions@{args.model}-{args.dataset}`")
+        caption_vectors = read_caption_embeddings(caption_file)
+        if len(caption_vectors):
+            caption_metrics, caption_columns, captions_info = caption_scores(
+                queries, rows, caption_vectors, params.retrieval.recall_k, estimate)
+            metrics.update(caption_metrics)
+            per_image = per_image.join(caption_columns)
+            if "words" in meta:
+                captions_info["typographic_vocabulary"] = meta["words"]
     else:  # pooled feature maps do not live in the text embedding space
         probabilities, by_condition = None, {}
         zeroshot_info["skipped"] = f"features '{features}' are not CLIP's joint embedding"
 
     probe_file = out / probe.PROBE_FILE
-    if is_original:
-        probe_info: dict[str, Any] = probe.fit_and_save(
+    if not has_classes(gallery.labels):
+        probe_info: dict[str, Any] = {"skipped": "the dataset's images have no class"}
+    elif is_original:
+        probe_info = probe.fit_and_save(
             gallery, params.seed, params.zeroshot.probe_test_fraction, probe_file, estimate)
         if "test" in probe_info:
             metrics["probe_accuracy"] = probe_info["test"]
@@ -117,8 +148,9 @@ def main(argv: list[str] | None = None) -> None:
         if evaluated is not None:
             metrics["probe_accuracy"] = evaluated
 
+    if is_original and not probe_file.is_file():  # the manipulated cells depend on it
+        probe.save_skipped(probe_file, probe_info["skipped"])
     total = gallery.metadata["n_images"] + gallery.metadata["n_skipped"]
-    meta = queries.metadata
     report = {
         "cell": {"model": args.model, "dataset": args.dataset, "manipulation": args.manipulation,
                  "function": meta.get("function"), "params": meta.get("params")},
@@ -131,12 +163,13 @@ def main(argv: list[str] | None = None) -> None:
         "retrieval": {"gallery": "clean gallery of the dataset", "gallery_size": len(gallery),
                       **retrieval_facts, "settings": params.retrieval.model_dump()},
         "zeroshot": zeroshot_info,
+        **({"captions": captions_info} if captions_info else {}),
         "probe": probe_info,
         "metrics": metrics,
         "by_condition": by_condition,
         "per_class_seed001_accuracy": rm.class_means(
             per_image["seed001_accuracy"].to_numpy(), per_image["label"].to_numpy()
-        ).to_dict(),
+        ).to_dict() if has_classes(per_image["label"]) else {},
     }
     with atomic_path(out / "per_image.parquet") as tmp:
         per_image.to_parquet(tmp, index=False)
@@ -149,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     shown = ", ".join(
         f"{name} {metrics[name]['value']:.4f} [{metrics[name]['ci_low']:.4f}, "
         f"{metrics[name]['ci_high']:.4f}]"
-        for name in ("seed001_accuracy", "zeroshot_acc1", "attack_success_rate")
+        for name in ("seed001_accuracy", "zeroshot_acc1", "attack_success_rate",
+                     "text_to_image_recall_at_1", "image_to_text_recall_at_1")
         if name in metrics and metrics[name]["value"] is not None
     )
     print(f"score {cell_key}: {shown}; {len(per_image)} images -> {out}", file=sys.stderr)
