@@ -45,7 +45,7 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     assert first == {
         "fetch@sample", "embed@smoke-sample", "manipulate@smoke-sample-blurred",
         "manipulate@smoke-sample-cropped", "manipulate@smoke-sample-grey",
-        "classifier@smoke-sample", "score_original@smoke-sample",
+        "classifier@smoke-sample", "captions@smoke-sample", "score_original@smoke-sample",
         "score@smoke-sample-blurred", "score@smoke-sample-cropped", "score@smoke-sample-grey",
         "aggregate", "plot", "report",
     }
@@ -86,6 +86,7 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
         "fetch@image_folder", "embed@smoke-image_folder",
         "manipulate@smoke-image_folder-blurred", "manipulate@smoke-image_folder-cropped",
         "manipulate@smoke-image_folder-grey", "classifier@smoke-image_folder",
+        "captions@smoke-image_folder",
         "score_original@smoke-image_folder", "score@smoke-image_folder-blurred",
         "score@smoke-image_folder-cropped", "score@smoke-image_folder-grey",
         "aggregate", "plot", "report",
@@ -103,7 +104,7 @@ def test_model_switch_back_runs_no_embedding(project: Path) -> None:
     back = _run([*exp, "-Smodel=smoke"], project)
     ran_back = set(RAN.findall(back))
     assert not {s for s in ran_back
-                if s.startswith(("embed@", "manipulate@", "classifier@"))}, back
+                if s.startswith(("embed@", "manipulate@", "classifier@", "captions@"))}, back
     params = (project / "params.yaml").read_text()
     assert "smoke:" in params and "smoke-b:" not in params
 

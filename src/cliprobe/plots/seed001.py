@@ -86,7 +86,7 @@ def heatmaps(matrices: dict[str, pd.DataFrame], title: str, random: bool) -> Fig
         for (row, col), value in np.ndenumerate(values):
             axes.text(col, row, "–" if np.isnan(value) else f"{value:.3f}", ha="center",
                       va="center", color="white" if value < 0.6 else "black", fontsize=9)
-        figure.colorbar(image, ax=axes, label=metric)
+        figure.colorbar(image, ax=axes)
         axes.set_title(metric, fontsize=9)
     figure.suptitle(_title(title, random), fontsize=10)
     figure.tight_layout()

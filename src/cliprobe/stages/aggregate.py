@@ -196,7 +196,8 @@ def per_class_table(cells: list[dict[str, Any]]) -> pd.DataFrame:
     rows = [{"model": c["cell"]["model"], "dataset": c["cell"]["dataset"],
              "manipulation": c["cell"]["manipulation"], "class": label, HEADLINE: value}
             for c in cells for label, value in c["per_class_seed001_accuracy"].items()]
-    return pd.DataFrame(rows)
+    # the header even without rows (caption datasets have no class), so the CSV stays readable
+    return pd.DataFrame(rows, columns=["model", "dataset", "manipulation", "class", HEADLINE])
 
 
 # --- paired comparisons with the original cell -------------------------------------------------
