@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 from _shared import IMAGENET_SAMPLE
-
 from cliprobe.devtools import make_project, repro
 
 DEFAULT_VENV = Path("/work/ext/cb-venv")

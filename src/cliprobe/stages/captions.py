@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     output = paths.caption_embeddings_path(args.model, args.dataset)
     config = params.model[args.model]
     base = {"model": args.model, "dataset": args.dataset, "n_captions": len(captions)}
-    if captions.empty or config.features != "global":
+    if captions.empty or config.features != "global":  # (Arrow lists need a width >= 1)
         reason = ("the dataset has no captions" if captions.empty else
                   f"features '{config.features}' are not CLIP's joint embedding")
-        _write(output, captions.iloc[0:0], np.zeros((0, 0), dtype=np.float32),
+        _write(output, captions.iloc[0:0], np.zeros((0, 1), dtype=np.float32),
                {**base, "n_captions": 0, "skipped": reason})
         print(f"captions {args.model}/{args.dataset}: none encoded ({reason}) -> {output}",
               file=sys.stderr)
