@@ -336,3 +336,24 @@ def test_units_padded_and_all_skipped_units_shaped(dataset: Dataset) -> None:
 def test_empty_manifest_raises_data_error_before_ray(dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="lists no images"):
         run("ray", dataset, tmp_path, manifest=dataset.manifest.iloc[:0])
+
+
+def test_load_units_give_the_manipulation_a_caption_dataset_context(dataset: Dataset) -> None:
+    """A caption dataset on Ray: the vocabulary as class names and each image's excluded words
+    reach the manipulation, as in the local reader."""
+    frame = dataset.manifest.reset_index(drop=True)
+    good = [int(i) for i in np.flatnonzero(~frame["image_id"].isin(dataset.broken))][:2]
+    frame = frame.assign(label="", words_in_captions=[json.dumps(["dog"])] * len(frame))
+    seen: list[ImageContext] = []
+
+    def record(image: Image.Image, context: ImageContext) -> Manipulated:
+        seen.append(context)
+        return Manipulated(image)
+
+    inputs = ray_backend._input_frames(frame, [good], per_task=1)
+    batch = {name: inputs[0][name].to_numpy() for name in inputs[0].columns}
+    spec = ray_backend._LoadSpec(dataset.root, ("dog", "bus"), record,
+                                 load_model("smoke", SMOKE, "cpu").preprocess, BATCH_SIZE)
+    ray_backend._load_units(batch, spec)
+    assert [(c.label, c.class_names, c.excluded_words) for c in seen] == [
+        ("", ("dog", "bus"), ("dog",))] * 2

@@ -52,8 +52,8 @@ def _caption_file(source: CaptionsSource, dataset: str) -> tuple[Path, list[str]
             dataset, what=what, url=remote.url, sha256=remote.sha256, md5=remote.md5,
             filename=remote.filename, cache_dir=source.cache_dir, timeout=source.timeout,
             retries=source.retries, only=[source.annotations_member],
-            hint=f"or set dataset.{dataset}.source.captions_file to a local copy of "
-                 f"{source.annotations_member}")
+            hint=f"set dataset.{dataset}.source.captions_file to a local "
+                 f"{source.annotations_member} (and local_dir to the images)")
         path = folder / source.annotations_member
         if not path.is_file():
             raise DataError(f"dataset '{dataset}': {verified.path.name} holds no "
