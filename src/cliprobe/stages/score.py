@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -64,6 +65,24 @@ def remote_cell(params: Any, model: str, queries: Any, rows: np.ndarray,
     return remote_scores(queries.vectors[rows], clean_vectors, queries.labels[rows],
                          params.retrieval.remote, params.retrieval.threshold,
                          embed_files_with(loaded.model, loaded.preprocess, encode), estimate)
+
+
+def caption_cell(model: str, dataset: str, queries: Any, rows: np.ndarray,
+                 recall_k: list[int], estimate: Estimator) -> tuple[dict, pd.DataFrame, dict]:
+    """Image <-> text scores against the captions stage's embeddings (nothing without
+    captions): metrics, per-image columns, facts (with the words a typographic cell wrote
+    from, recorded by the embed stage)."""
+    caption_file = paths.caption_embeddings_path(model, dataset)
+    if not caption_file.is_file():
+        raise DataError(f"cell {estimate.cell_key} has no caption embeddings at {caption_file}: "
+                        f"run `dvc repro captions@{model}-{dataset}`")
+    captions = read_caption_embeddings(caption_file)
+    if not len(captions):
+        return {}, pd.DataFrame(index=range(len(rows))), {}
+    metrics, columns, facts = caption_scores(queries, rows, captions, recall_k, estimate)
+    if "words" in queries.metadata:
+        facts["typographic_vocabulary"] = queries.metadata["words"]
+    return metrics, columns, facts
 
 
 @exit_on_user_error
@@ -116,18 +135,10 @@ def main(argv: list[str] | None = None) -> None:
                 "query": classifier.metadata.get("word_query"),
                 "metric": "fraction of images with a written word whose word query scores "
                           "the manipulated image above its clean self"}
-        caption_file = paths.caption_embeddings_path(args.model, args.dataset)
-        if not caption_file.is_file():
-            raise DataError(f"cell {cell_key} has no caption embeddings at {caption_file}: run "
-                            f"`dvc repro captions@{args.model}-{args.dataset}`")
-        caption_vectors = read_caption_embeddings(caption_file)
-        if len(caption_vectors):
-            caption_metrics, caption_columns, captions_info = caption_scores(
-                queries, rows, caption_vectors, params.retrieval.recall_k, estimate)
-            metrics.update(caption_metrics)
-            per_image = per_image.join(caption_columns)
-            if "words" in meta:
-                captions_info["typographic_vocabulary"] = meta["words"]
+        caption_metrics, caption_columns, captions_info = caption_cell(
+            args.model, args.dataset, queries, rows, params.retrieval.recall_k, estimate)
+        metrics.update(caption_metrics)
+        per_image = per_image.join(caption_columns)
     else:  # pooled feature maps do not live in the text embedding space
         probabilities, by_condition = None, {}
         zeroshot_info["skipped"] = f"features '{features}' are not CLIP's joint embedding"
