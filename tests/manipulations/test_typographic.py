@@ -155,10 +155,26 @@ def test_constructions_set_the_output_size() -> None:
 def test_underscores_are_written_as_spaces_and_the_class_is_kept() -> None:
     image = Image.new("RGB", (224, 224), GREY)
     info = _typographic(image, "i", classes=("apple", "Granny_Smith")).info
-    assert info == {"word": "Granny Smith", "word_label": "Granny_Smith"}
+    assert {k: info[k] for k in ("word", "word_label")} == {"word": "Granny Smith",
+                                                             "word_label": "Granny_Smith"}
     raw = _typographic(image, "i", TypographicParams(underscores_as_spaces=False),
                        classes=("apple", "Granny_Smith")).info
     assert raw["word"] == "Granny_Smith"
+
+
+@pytest.mark.parametrize("construction", ["defense_prefix", "full_resolution"])
+def test_the_recorded_word_box_holds_all_the_ink_and_touches_it(construction: str) -> None:
+    # a single colour pair (white on black) on a grey image: every non-grey pixel is ink
+    params = TypographicParams(construction=construction, colours=["white", "black"])
+    for image_id in ("a", "b", "c"):
+        result = _typographic(Image.new("RGB", (320, 240), GREY), image_id, params)
+        ink = (np.asarray(result.image) != np.array(GREY)).any(axis=2)
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        left, top, right, bottom = result.info["word_box"]
+        assert left <= cols[0] and cols[-1] < right and top <= rows[0] and rows[-1] < bottom
+        # tight: the ink reaches within a few pixels of every side (glyph side bearings)
+        assert cols[0] - left <= 4 and right - 1 - cols[-1] <= 4
+        assert rows[0] - top <= 4 and bottom - 1 - rows[-1] <= 4
 
 
 def test_a_single_class_dataset_cannot_be_attacked() -> None:
@@ -247,7 +263,7 @@ def test_postit_box_is_drawn_where_asked(position: str, expected: tuple[int, ...
     ink = _box_of_colour(result.image, "black")  # the word, inside the box
     assert expected[0] < ink[0] and ink[2] < expected[2]
     assert expected[1] < ink[1] and ink[3] < expected[3]
-    assert result.info == {"word": "CAT", "word_label": "cat"}
+    assert result.info == {"word": "CAT", "word_label": "cat", "word_box": list(expected)}
 
 
 def test_postit_xy_size_colours_and_label() -> None:
@@ -255,7 +271,7 @@ def test_postit_xy_size_colours_and_label() -> None:
     result = _postit(image, xy=(0.25, 0.5), relative_size=0.5, aspect=0.5, word="iPod",
                      word_label="iPod", box_colour="white", text_colour="red")
     assert _box_of_colour(result.image, "white") == (0, 100, 200, 200)  # centre (100, 150)
-    assert result.info == {"word": "iPod", "word_label": "iPod"}
+    assert result.info == {"word": "iPod", "word_label": "iPod", "word_box": [0, 100, 200, 200]}
     red = _box_of_colour(result.image, "red")
     assert red[2] - red[0] > 0.6 * 200  # the text fills most of the box's width
 

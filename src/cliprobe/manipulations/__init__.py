@@ -2,10 +2,18 @@
 
 The registry lives in :mod:`cliprobe.manipulations.registry`; the functions in one module per
 family (:mod:`~cliprobe.manipulations.basic`,
-:mod:`~cliprobe.manipulations.corruptions`, :mod:`~cliprobe.manipulations.typographic`).
+:mod:`~cliprobe.manipulations.corruptions`, :mod:`~cliprobe.manipulations.typographic`,
+:mod:`~cliprobe.manipulations.occlusion`); :mod:`~cliprobe.manipulations.composition` chains
+registered ones (``sequence``).
 """
 
-from cliprobe.manipulations import basic, corruptions, typographic  # noqa: F401  (registers the functions)
+from cliprobe.manipulations import (  # noqa: F401  (importing registers the functions)
+    basic,
+    composition,
+    corruptions,
+    occlusion,
+    typographic,
+)
 from cliprobe.manipulations.registry import (
     ImageContext,
     Manipulated,

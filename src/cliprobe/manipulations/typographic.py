@@ -191,7 +191,9 @@ def typographic(
     colour (uniform among the others), the font size, the position (uniform over the
     positions where the whole ink box, stroke included, lies inside the image). Returns the
     image (224x224 RGB with the published construction) and ``{"word": written text,
-    "word_label": class name written}``.
+    "word_label": class name written, "word_box": [left, top, right, bottom]}`` (the text's
+    ink box in pixels of the returned image, stroke included; the saliency scores measure how
+    much of a map falls inside it).
     """
     excluded = {context.label, *context.excluded_words}
     candidates = [name for name in context.class_names if name not in excluded]
@@ -234,7 +236,8 @@ def typographic(
         (x - left, y - top), text, font=font, fill=fill,
         stroke_width=stroke_width, stroke_fill=stroke,
     )
-    return Manipulated(rgb, {"word": word, "word_label": word_label})
+    word_box = [x, y, x + (right - left), y + (bottom - top)]
+    return Manipulated(rgb, {"word": word, "word_label": word_label, "word_box": word_box})
 
 
 POSITIONS: dict[str, tuple[float, float]] = {
@@ -333,7 +336,11 @@ def postit_box(
 
 @register("postit", PostitParams)
 def postit(image: Image.Image, params: PostitParams, rng: np.random.Generator) -> Manipulated:
-    """A word ("CAT") on a filled post-it box, at a set position and size (seed 000)."""
+    """A word ("CAT") on a filled post-it box, at a set position and size (seed 000).
+
+    Records ``word``, ``word_label`` and ``word_box``, the note's pixel box
+    ``[left, top, right, bottom]`` (right/bottom exclusive).
+    """
     rgb = image.convert("RGB") if image.mode != "RGB" else image.copy()
     left, top, right, bottom = postit_box(rgb.size, params, rng)
     draw = ImageDraw.Draw(rgb)
@@ -357,4 +364,5 @@ def postit(image: Image.Image, params: PostitParams, rng: np.random.Generator) -
     draw.multiline_text((round(x), round(y)), params.word, font=font, fill=params.text_colour,
                         align="center")
     word_label = params.word_label if params.word_label is not None else params.word.lower()
-    return Manipulated(rgb, {"word": params.word, "word_label": word_label})
+    return Manipulated(rgb, {"word": params.word, "word_label": word_label,
+                             "word_box": [left, top, right, bottom]})
