@@ -71,6 +71,11 @@ def test_shipped_manifest_matches_the_shared_labels(distill: Path) -> None:
         ("apple-blank.jpg", ("apple", None, None, "clean")),
         ("mug-mug.jpg", ("mug", "mug", "mug", "matching_text")),
         ("egg-CAT.png", ("egg", "CAT", "CAT", "typographic_attack")),
+        ("egg-cat-2.jpg", ("egg", "cat", "cat", "typographic_attack")),
+        ("egg-cat_12.jpg", ("egg", "cat", "cat", "typographic_attack")),
+        ("egg-egg (3).jpg", ("egg", "egg", "egg", "matching_text")),
+        ("egg-blank-1.jpg", ("egg", None, None, "clean")),
+        ("egg-ipod-mini.jpg", ("egg", "ipod-mini", "ipod-mini", "typographic_attack")),
     ],
 )
 def test_file_names_give_label_word_and_condition(name: str, expected: tuple) -> None:
@@ -83,7 +88,9 @@ def test_local_copy_is_verified_and_listed(distill: Path, tmp_path: Path) -> Non
     rows, info = materialise(config, "wild", tmp_path / "raw")
     assert len(rows) == 171
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(rows["path"])
-    assert list(rows.columns) == ["image_id", "path", "label", "word", "word_label", "condition"]
+    assert list(rows.columns) == ["image_id", "path", "label", "word", "word_label", "condition",
+                                  "distill_file"]
+    assert (rows["distill_file"] == rows["image_id"]).all()
     by_id = rows.set_index("image_id")
     assert by_id.loc["apple-dollars.jpg", "word"] == "$$$"
     assert by_id.loc["apple-dollars.jpg", "word_label"] == "dollars"
@@ -118,20 +125,56 @@ def three_photos(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
     return folder, pd.DataFrame(rows)
 
 
-def test_a_modified_local_photo_is_named(three_photos, tmp_path: Path) -> None:
+def test_a_modified_distill_named_photo_is_taken_as_the_users_own(three_photos,
+                                                                  tmp_path: Path) -> None:
     folder, manifest = three_photos
     (folder / "apple-blank.jpg").write_bytes(b"edited")
-    with pytest.raises(DataError, match=r"apple-blank\.jpg differs .*sha256"):
-        fetch_typographic_in_the_wild(_source(local_dir=str(folder)), "wild",
-                                      tmp_path / "raw", manifest=manifest)
+    rows, info = fetch_typographic_in_the_wild(_source(local_dir=str(folder)), "wild",
+                                               tmp_path / "raw", manifest=manifest)
+    by_id = rows.set_index("image_id")
+    assert pd.isna(by_id.loc["apple-blank.jpg", "distill_file"])
+    assert by_id.loc["apple-ipod.jpg", "distill_file"] == "apple-ipod.jpg"
+    assert "2 of its 3 photos are Distill photos" in info["source"]
+    assert info["license"].startswith("user-supplied; Distill photos: CC-BY 4.0")
 
 
-def test_an_incomplete_local_copy_is_refused(three_photos, tmp_path: Path) -> None:
+def test_part_of_the_distill_set_is_accepted_and_counted(three_photos, tmp_path: Path) -> None:
     folder, manifest = three_photos
     (folder / "mug-dollars.jpg").unlink()
-    with pytest.raises(DataError, match=r"2 of the 3 Distill photos.*mug-dollars\.jpg"):
-        fetch_typographic_in_the_wild(_source(local_dir=str(folder)), "wild",
-                                      tmp_path / "raw", manifest=manifest)
+    rows, info = fetch_typographic_in_the_wild(_source(local_dir=str(folder)), "wild",
+                                               tmp_path / "raw", manifest=manifest)
+    assert rows["distill_file"].tolist() == ["apple-blank.jpg", "apple-ipod.jpg"]
+    assert "2 of its 2 photos are Distill photos" in info["source"]
+    assert "CC-BY 4.0" in info["license"] and "user-supplied" not in info["license"]
+
+
+def test_own_photos_named_like_distill_ones_are_not_distill(distill: Path,
+                                                            tmp_path: Path) -> None:
+    # a user's own photos: 35 of the names equal Distill file names, none is a Distill photo
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    names = [*load_typographic_manifest()["file"].tolist()[:35], "egg-cat.jpg", "egg-blank.jpg"]
+    for i, name in enumerate(names):
+        (folder / name).write_bytes(f"my own photo {i}".encode())
+    config = DatasetConfig(source=_source(local_dir=str(folder)))
+    rows, info = materialise(config, "mine", tmp_path / "raw")
+    assert len(rows) == 37 and rows["distill_file"].isna().all()
+    assert info["license"] == "user-supplied"
+    assert "0 of its 37 photos are Distill photos" in info["source"]
+    assert rows.set_index("image_id").loc["egg-cat.jpg", "condition"] == "typographic_attack"
+
+    # the Distill photos themselves, renamed: recognised by content, conditions from the names
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    wild = distill / "in-the-wild-2"
+    shutil.copy(wild / "apple-ipod.jpg", renamed / "green_apple-ipod-1.jpg")
+    shutil.copy(wild / "apple-blank.jpg", renamed / "green_apple-blank.jpg")
+    rows, info = materialise(DatasetConfig(source=_source(local_dir=str(renamed))), "r",
+                             tmp_path / "raw2")
+    assert rows["distill_file"].tolist() == ["apple-blank.jpg", "apple-ipod.jpg"]
+    assert rows["label"].tolist() == ["green_apple", "green_apple"]
+    assert rows["word_label"].tolist()[1] == "ipod"
+    assert "2 of its 2 photos are Distill photos" in info["source"]
 
 
 def test_any_folder_of_object_word_photos_works(tmp_path: Path) -> None:
@@ -144,6 +187,10 @@ def test_any_folder_of_object_word_photos_works(tmp_path: Path) -> None:
     assert rows["image_id"].tolist() == ["egg-blank.jpg", "egg-cat.jpg", "egg-egg.png"]
     assert rows["condition"].tolist() == ["clean", "typographic_attack", "matching_text"]
     assert info["license"] == "user-supplied"
+    (folder / "egg-cat-2.jpg").write_bytes(b"y")  # a second photo of the same pair
+    again, _ = fetch_typographic_in_the_wild(_source(local_dir=str(folder)), "mine",
+                                             tmp_path / "raw0")
+    assert again.set_index("image_id").loc["egg-cat-2.jpg", "word_label"] == "cat"
     (folder / "egg.jpg").write_bytes(b"x")
     with pytest.raises(DataError, match=r"egg\.jpg is not named <object>-<word>"):
         fetch_typographic_in_the_wild(_source(local_dir=str(folder)), "mine", tmp_path / "r2")

@@ -6,6 +6,7 @@ resume, retries) or taken from ``source.local_dir``.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -41,21 +42,26 @@ def load_typographic_manifest() -> pd.DataFrame:
     return pd.read_csv(TYPOGRAPHIC_MANIFEST, dtype=str, keep_default_na=False)
 
 
+#: ``<object>-<word>``, optionally followed by a number that tells several photos of the same
+#: pair apart (``egg-cat-2.jpg``, ``egg-cat_2.jpg``, ``egg-cat (2).jpg``).
+PHOTO_NAME = re.compile(r"^(?P<object>[^-]+)-(?P<word>.+?)(?:[-_ ]\(?\d+\)?)?$")
+
+
 def typographic_row(file_name: str, dataset: str) -> dict[str, str | None]:
-    """Manifest columns of a ``<object>-<word>.<ext>`` photo (split at the first ``-``).
+    """Manifest columns of an ``<object>-<word>.<ext>`` photo (split at the first ``-``).
 
     ``label`` = object; ``word`` = the text on the label ("$$$" for ``dollars``, null for
     ``blank``); ``word_label`` = the word as a class name (the file-name word, null for
     ``blank``); ``condition`` = clean (blank) / matching_text (word = object) /
-    typographic_attack.
+    typographic_attack. A trailing number (``egg-cat-2.jpg``) only tells photos apart.
     """
-    stem = Path(file_name).stem
-    object_, sep, word = stem.partition("-")
-    if not sep or not object_ or not word:
+    match = PHOTO_NAME.match(Path(file_name).stem)
+    if match is None:
         raise DataError(
             f"dataset '{dataset}': photo {file_name} is not named <object>-<word> (e.g. "
             "apple-ipod.jpg, apple-blank.jpg for no label); rename it or remove it"
         )
+    object_, word = match["object"], match["word"]
     if word == "blank":
         condition = "clean"
     elif word == object_:
@@ -89,6 +95,13 @@ def _typographic_info() -> dict[str, object]:
 def _typographic_from_local_dir(
     source: TypographicInTheWildSource, dataset: str, target: Path, manifest: pd.DataFrame
 ) -> SourceResult:
+    """Any folder of ``<object>-<word>`` photos; Distill photos are recognised by content.
+
+    A file is a Distill photo when its sha256 equals one in the shipped manifest, whatever its
+    name (a user's own ``apple-ipod.jpg`` is not Distill's). The folder is "the Distill set"
+    (same rows and info as a download) only when it holds exactly the 171 photos under their
+    Distill names; otherwise the info says how many of its photos are Distill's.
+    """
     folder = Path(str(source.local_dir)).expanduser()
     if not folder.is_dir():
         raise DataError(
@@ -103,35 +116,28 @@ def _typographic_from_local_dir(
     if not files:
         raise DataError(f"dataset '{dataset}': no photos under {folder} (expected "
                         f"<object>-<word>.jpg files); fix dataset.{dataset}.source.local_dir")
-    known = dict(zip(manifest["file"], manifest["sha256"], strict=True))
-    present = {p.name for p in files} & set(known)
-    if present and len(present) < len(known):
-        missing = sorted(set(known) - present)
-        raise DataError(
-            f"dataset '{dataset}': {folder} holds {len(present)} of the {len(known)} Distill "
-            f"photos but not {len(missing)} (first: {missing[0]}); complete the copy, or set "
-            f"dataset.{dataset}.source.local_dir to null to download them"
-        )
+    distill_name_of = dict(zip(manifest["sha256"], manifest["file"], strict=True))
     rows = []
     for file in files:
         row = typographic_row(file.name, dataset)
-        if file.name in known and sha256_file(file) != known[file.name]:
-            raise DataError(
-                f"dataset '{dataset}': {file} differs from the Distill photo of that name "
-                "(sha256 mismatch); restore the original file or rename yours"
-            )
         image_id = safe_name(file.name)
         link_or_copy(file, target / image_id)
-        rows.append({"image_id": image_id, "path": image_id, **row})
-    if len(rows) == len(present):  # exactly the Distill set: same manifest as a download
-        return pd.DataFrame(rows), _typographic_info()
+        rows.append({"image_id": image_id, "path": image_id, **row,
+                     "distill_file": distill_name_of.get(sha256_file(file))})
+    frame = pd.DataFrame(rows)
+    distill = frame["distill_file"].notna()
+    if distill.all() and len(frame) == len(manifest) and (
+            frame["distill_file"] == frame["image_id"]).all():
+        return frame, _typographic_info()  # exactly the Distill set: as a download
     info = {
-        "source": f"local folder {folder} ({len(present)} of its photos checked against "
-                  "the Distill manifest)",
-        "license": TYPOGRAPHIC_LICENSE if present else "user-supplied",
+        "source": f"local folder {folder} ({int(distill.sum())} of its {len(frame)} photos "
+                  "are Distill photos, recognised by sha256)",
+        "license": (TYPOGRAPHIC_LICENSE if distill.all()
+                    else f"user-supplied; Distill photos: {TYPOGRAPHIC_LICENSE}" if distill.any()
+                    else "user-supplied"),
         "split": "all",
     }
-    return pd.DataFrame(rows), info
+    return frame, info
 
 
 def fetch_typographic_in_the_wild(
@@ -147,7 +153,8 @@ def fetch_typographic_in_the_wild(
     through :func:`cliprobe.datasets.download.download`;
     a file already there is kept when its sha256 matches the manifest (so an interrupted fetch
     resumes), replaced otherwise. ``manifest`` replaces the shipped file list (for tests).
-    Columns beyond the required ones: ``word``, ``word_label``, ``condition``.
+    Columns beyond the required ones: ``word``, ``word_label``, ``condition``, and
+    ``distill_file`` (the Distill name of a photo whose content is a Distill photo, else null).
     """
     rows_expected = load_typographic_manifest() if manifest is None else manifest
     if source.local_dir:
@@ -181,7 +188,8 @@ def fetch_typographic_in_the_wild(
             ) from None
         link_or_copy(cached, target / entry.file)
         rows.append({"image_id": entry.file, "path": entry.file,
-                     **typographic_row(entry.file, dataset), "condition": entry.condition})
+                     **typographic_row(entry.file, dataset), "condition": entry.condition,
+                     "distill_file": entry.file})
     return pd.DataFrame(rows), _typographic_info()
 
 
