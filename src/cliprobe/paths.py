@@ -44,3 +44,9 @@ def classifier_path(model: str, dataset: str) -> Path:
 def cell_dir(model: str, dataset: str, manipulation: str) -> Path:
     """Score outputs of one cell: metrics.json, per_image.parquet, neighbours.parquet."""
     return DATA / "cells" / model / dataset / manipulation
+
+
+def saliency_dir(model: str, dataset: str, cell: str) -> Path:
+    """Saliency maps of one cell (``_saliency`` can never be a manipulation's name: it is not
+    a slug), inside the cells folder so the stages reading ``data/cells`` see them."""
+    return DATA / "cells" / model / dataset / "_saliency" / cell

@@ -18,7 +18,10 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
     first = error.errors()[0]
     parts = [*(prefix.split(".") if prefix else []), *map(str, first["loc"])]
     path = ".".join(parts)
-    # discriminated unions put the tag in the location; keep the path a user would type
+    # discriminated unions put the tag in the location; keep the path a user would type.
+    # Checks across keys (model validators) name their key path in the message themselves.
+    if not path:
+        return str(first["msg"]).removeprefix("Value error, ")
     return f"{path}: {first['msg']}"
 
 

@@ -528,6 +528,49 @@ class ZeroshotConfig(StrictModel):
         return value
 
 
+class OcclusionSettings(StrictModel):
+    """Occlusion sensitivity: a square slid over the model's input, its probability drops."""
+
+    window: float = Field(default=0.25, gt=0, le=1,
+                          description="square side as a fraction of the input side")
+    stride: float = Field(default=0.125, gt=0, le=1,
+                          description="step between windows, fraction of the input side")
+    fill: str = Field(default="#808080", description="colour of the hidden square")
+
+    @field_validator("fill")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        from PIL import ImageColor
+
+        try:
+            ImageColor.getrgb(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a colour Pillow knows") from None
+        return value
+
+
+class SaliencyConfig(StrictModel):
+    """Saliency maps of the zero-shot decision, only for the cells listed (they are costly)."""
+
+    cells: list[str] = Field(
+        default_factory=list, description="cells whose images get maps: manipulation names, "
+        "or 'original' (real typographic photos); [] = none")
+    methods: list[Literal["gradcam", "occlusion"]] = Field(
+        default_factory=lambda: ["gradcam", "occlusion"], min_length=1)
+    max_images: int | None = Field(
+        default=16, gt=0, description="images per cell, a seeded random subset; null = all")
+    map_side: int = Field(default=56, ge=4, le=512,
+                          description="stored maps are map_side x map_side (area-averaged)")
+    batch_size: int = Field(default=16, gt=0,
+                            description="occluded copies per forward pass (speed only)")
+    occlusion: OcclusionSettings = OcclusionSettings()
+
+    @field_validator("methods")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
 class Params(StrictModel):
     """The whole of ``params.yaml``."""
 
@@ -540,6 +583,16 @@ class Params(StrictModel):
     stats: StatsConfig = StatsConfig()
     prompts: PromptSet = PromptSet(name="photo_of", templates=["a photo of a {}."])
     zeroshot: ZeroshotConfig = ZeroshotConfig()
+    saliency: SaliencyConfig = SaliencyConfig()
+
+    @model_validator(mode="after")
+    def _saliency_cells_are_selected(self) -> Params:
+        for position, cell in enumerate(self.saliency.cells):
+            if cell != "original" and cell not in self.manipulation:
+                raise ValueError(
+                    f"saliency.cells.{position}: {cell!r} is neither 'original' nor a selected "
+                    f"manipulation ({', '.join(self.manipulation) or 'none selected'})")
+        return self
 
     @field_validator("model", "dataset", "manipulation")
     @classmethod

@@ -43,6 +43,7 @@ from cliprobe.io.atomic import atomic_path
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
 from cliprobe.plots import corruption, gallery, seed001
+from cliprobe.plots import saliency as saliency_plots
 from cliprobe.stages._common import parser
 from cliprobe.stages.aggregate import ERROR_METRIC, HEADLINE
 
@@ -146,6 +147,31 @@ def gallery_figures(params: Params, order: list[str], cells: pd.DataFrame, folde
     return written
 
 
+def saliency_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
+    """One figure per saliency cell and method (cells listed in ``saliency.cells``)."""
+    random_models = set(cells.loc[cells["random_weights"].astype(bool), "model"])
+    written = 0
+    for model in params.model:
+        for dataset in params.dataset:
+            for name in params.saliency.cells:
+                where = paths.saliency_dir(model, dataset, name)
+                if not (where / "maps.npz").is_file():
+                    continue
+                cell_maps = saliency_plots.read_cell_maps(where / "maps.npz")
+                per_image_file = paths.cell_dir(model, dataset, name) / "per_image.parquet"
+                per_image = (pd.read_parquet(per_image_file) if per_image_file.is_file()
+                             else None)
+                mass = pd.read_parquet(where / "mass.parquet")
+                order = saliency_plots.order_most_fooled(cell_maps, per_image)
+                for method in cell_maps.maps:
+                    save(saliency_plots.saliency_figure(
+                        cell_maps, method, order, f"{model} on {dataset}: {name}, where the "
+                        "model looks", model in random_models, mass),
+                         folder / f"saliency_{model}_{dataset}_{name}_{method}.png")
+                    written += 1
+    return written
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__ or "").parse_args(argv)
@@ -182,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         written += 1
     written += corruption_figures(params.model, cells, staging)
     written += gallery_figures(params, order, cells, staging)
+    written += saliency_figures(params, cells, staging)
     shutil.rmtree(FIGURES, ignore_errors=True)
     staging.rename(FIGURES)
     print(f"plot: {written} figures -> {FIGURES}", file=sys.stderr)
