@@ -571,6 +571,30 @@ class SaliencyConfig(StrictModel):
         return list(dict.fromkeys(value))
 
 
+#: The Open English WordNet 2024 release (WN-LMF XML, CC BY 4.0), as ``wn``'s index lists it.
+OEWN_2024_URL = ("https://github.com/globalwordnet/english-wordnet/releases/download/"
+                 "2024-edition/english-wordnet-2024.xml.gz")
+
+
+class WordnetConfig(DownloadOptions):
+    """The WordNet lexicon of the lexical proximity measure, fetched like a dataset."""
+
+    lexicon: str | None = Field(default="oewn:2024", description="id:version of the lexicon "
+                                "in the file; null = no WordNet measure")
+    url: str = Field(default=OEWN_2024_URL, description="WN-LMF file (.xml or .xml.gz)")
+    sha256: SHA256 | None = Field(default=None, description="null = recorded at the first "
+                                  "download and enforced afterwards (none is published)")
+    local_file: str | None = Field(default=None, description="a local copy: no download")
+    senses: Literal["max", "first"] = Field(
+        default="max", description="max: best over all noun-sense pairs; first: first senses")
+
+
+class ProximityConfig(StrictModel):
+    """How close a written word is to the object: text-space cosine and WordNet similarity."""
+
+    wordnet: WordnetConfig = WordnetConfig()
+
+
 class Params(StrictModel):
     """The whole of ``params.yaml``."""
 
@@ -584,6 +608,7 @@ class Params(StrictModel):
     prompts: PromptSet = PromptSet(name="photo_of", templates=["a photo of a {}."])
     zeroshot: ZeroshotConfig = ZeroshotConfig()
     saliency: SaliencyConfig = SaliencyConfig()
+    proximity: ProximityConfig = ProximityConfig()
 
     @model_validator(mode="after")
     def _saliency_cells_are_selected(self) -> Params:
