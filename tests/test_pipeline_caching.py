@@ -47,8 +47,8 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
         "manipulate@smoke-sample-cropped", "manipulate@smoke-sample-grey",
         "classifier@smoke-sample", "captions@smoke-sample", "score_original@smoke-sample",
         "score@smoke-sample-blurred", "score@smoke-sample-cropped", "score@smoke-sample-grey",
-        "aggregate", "plot", "report",
-    }
+        "aggregate", "words", "plot", "report",
+    }  # no saliency stage: saliency.cells is empty by default
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert set(summary["smoke"]["sample"]) == {"original", "blurred", "cropped", "grey"}
     assert summary["smoke"]["sample"]["original"]["n_images"] == 12
@@ -66,7 +66,7 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     # 2. one manipulation's parameter: only its cells, plus aggregate and plot
     changed = _repro(project, [*BASE, "manipulation.blurred.sigma=1.5"])
     assert changed == {"manipulate@smoke-sample-blurred", "score@smoke-sample-blurred",
-                       "aggregate", "plot", "report"}
+                       "aggregate", "words", "plot", "report"}
 
     # 3. a new dataset: only its cells (and the aggregate / plot)
     folder = tmp_path / "my_images"
@@ -89,7 +89,7 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
         "captions@smoke-image_folder",
         "score_original@smoke-image_folder", "score@smoke-image_folder-blurred",
         "score@smoke-image_folder-cropped", "score@smoke-image_folder-grey",
-        "aggregate", "plot", "report",
+        "aggregate", "words", "plot", "report",
     }
 
 

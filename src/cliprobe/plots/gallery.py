@@ -30,10 +30,13 @@ class FooledImage:
     image_id: str
     label: str
     written_word: str
-    clean: Image.Image
+    clean: Image.Image | None
     manipulated: Image.Image
     clean_top: list[tuple[str, float]]
     manipulated_top: list[tuple[str, float]]
+    #: titles of the two images (defaults: the id and true class / "manipulated")
+    clean_title: str = ""
+    manipulated_title: str = ""
 
 
 def read_probabilities(cell: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -69,6 +72,21 @@ def most_fooled(clean: pd.DataFrame, manipulated: pd.DataFrame,
     return ordered.head(limit).reset_index(drop=True)
 
 
+def most_fooled_photos(per_image: pd.DataFrame, limit: int = MAX_IMAGES) -> pd.DataFrame:
+    """Real typographic photos (the ``original`` cell) whose written word fooled most.
+
+    Only photos with a word other than their object's name; those predicted as the word
+    first, then wrong ones, then by the probability on the word.
+    """
+    attacked = per_image[(per_image["written_word"] != "")
+                         & (per_image["written_word"] != per_image["label"])].copy()
+    attacked["as_word"] = attacked["zeroshot_predicted"] == attacked["written_word"]
+    attacked["p_word_sort"] = attacked["p_word"].fillna(-1.0)
+    ordered = attacked.sort_values(["as_word", "zeroshot_correct", "p_word_sort", "image_id"],
+                                   ascending=[False, True, False, True], kind="stable")
+    return ordered.head(limit).reset_index(drop=True)
+
+
 def _top(row: pd.Series, k: int = TOP_K) -> list[tuple[str, float]]:
     ordered = row.sort_values(ascending=False, kind="stable").head(k)
     return [(str(name), float(p)) for name, p in ordered.items()]
@@ -93,17 +111,22 @@ def _bars(axes: plt.Axes, top: list[tuple[str, float]], true_label: str, word: s
 
 
 def gallery_figure(items: list[FooledImage], title: str, random: bool) -> Figure:
-    """Rows of [clean image, its bars, manipulated image, its bars]."""
+    """Rows of [clean image, its bars, manipulated image, its bars]; green bar = the true
+    class, red = the written word."""
     rows = max(1, len(items))
     figure, axes = plt.subplots(rows, 4, figsize=(12, 2.3 * rows),
                                 gridspec_kw={"width_ratios": [1, 1.2, 1, 1.2]}, squeeze=False)
     for row, item in zip(axes, items, strict=False):
-        row[0].imshow(item.clean)
-        row[0].set_title(f"{item.image_id}\ntrue: {item.label}", fontsize=8)
-        _bars(row[1], item.clean_top, item.label, item.written_word)
+        if item.clean is not None:
+            row[0].imshow(item.clean)
+            _bars(row[1], item.clean_top, item.label, item.written_word)
+        else:
+            row[0].text(0.5, 0.5, "no reference photo", ha="center", va="center", fontsize=8)
+            row[1].axis("off")
+        row[0].set_title(item.clean_title or f"{item.image_id}\ntrue: {item.label}", fontsize=8)
         row[2].imshow(item.manipulated)
         written = f" (written: {item.written_word})" if item.written_word else ""
-        row[2].set_title(f"manipulated{written}", fontsize=8)
+        row[2].set_title(item.manipulated_title or f"manipulated{written}", fontsize=8)
         _bars(row[3], item.manipulated_top, item.label, item.written_word)
         for image_axes in (row[0], row[2]):
             image_axes.axis("off")

@@ -28,6 +28,9 @@ FIGURE_SECTIONS: tuple[tuple[str, str], ...] = (
     ("box_", "Distributions"),
     ("hist_", "Distributions"),
     ("gallery_", "Most fooled images"),
+    ("typographic_matrix_", "Object × written word"),
+    ("proximity_", "How close the word is to the object"),
+    ("saliency_", "Where the model looks"),
 )
 #: Tables with their own section (everything else under metrics/ goes to "More tables").
 KNOWN_TABLES = {"cells.csv", "comparisons.csv", "seed001_table.csv"}

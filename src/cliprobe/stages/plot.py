@@ -17,7 +17,14 @@ The ``_<construction>`` suffix is added only for constructions other than ``imag
 
 Per non-corruption cell with zero-shot scores, ``gallery_<model>_<dataset>_<manipulation>.png``:
 seed 000's figure, the images the manipulation fooled most, clean and manipulated (re-created
-with the cell's own manipulation and seed), each with its top-5 probabilities.
+with the cell's own manipulation and seed), each with its top-5 probabilities. For a dataset
+of real typographic photos also ``gallery_<model>_<dataset>_original.png``: its most fooled
+photos, each beside the unlabelled photo of the same object.
+
+Per cell with written words (from plots/word_pairs.csv): ``typographic_matrix_<m>_<d>_<x>.png``
+(object x written word, Distill style; small grids only) and ``proximity_<m>_<d>_<x>.png``
+(p(word) against text-space cosine and WordNet similarity). Per saliency cell and method:
+``saliency_<m>_<d>_<x>_<method>.png``.
 
 Every figure of a random-weight model is titled "RANDOM WEIGHTS: not a finding".
 """
@@ -44,6 +51,7 @@ from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
 from cliprobe.plots import corruption, gallery, seed001
 from cliprobe.plots import saliency as saliency_plots
+from cliprobe.plots import words as words_plots
 from cliprobe.stages._common import parser
 from cliprobe.stages.aggregate import ERROR_METRIC, HEADLINE
 
@@ -112,10 +120,14 @@ def gallery_figures(params: Params, order: list[str], cells: pd.DataFrame, folde
         # the contexts the embed stage used, so the re-created images are the embedded ones
         context_of = {c.image_id: c for c in image_contexts(
             manifest, class_vocabulary(manifest, manifest_info))}
+        real_words = "word_label" in manifest and manifest["word_label"].notna().any()
         for model in params.model:
             clean_dir = paths.cell_dir(model, dataset, paths.CLEAN)
             if not (clean_dir / "probabilities.parquet").is_file():
                 continue
+            if real_words:  # the photos are the attacks: seed 000's figure of the original
+                written += typographic_photo_gallery(model, dataset, manifest,
+                                                     model in random_models, folder)
             clean_table = pd.read_parquet(clean_dir / "per_image.parquet")
             clean_probs, _ = gallery.read_probabilities(clean_dir)
             for name in order[1:]:
@@ -144,6 +156,77 @@ def gallery_figures(params: Params, order: list[str], cells: pd.DataFrame, folde
                                             model in random_models),
                      folder / f"gallery_{model}_{dataset}_{name}.png")
                 written += 1
+    return written
+
+
+def typographic_photo_gallery(model: str, dataset: str, manifest: pd.DataFrame,
+                              random: bool, folder: Path) -> int:
+    """Seed 000's figure for real typographic photos: the ``original`` cell's most fooled
+    photos, each beside the unlabelled photo of the same object, with top-5 bars."""
+    cell = paths.cell_dir(model, dataset, paths.CLEAN)
+    per_image = pd.read_parquet(cell / "per_image.parquet")
+    fooled = gallery.most_fooled_photos(per_image)
+    if fooled.empty:
+        return 0
+    probs, _ = gallery.read_probabilities(cell)
+    path_of = dict(zip(manifest["image_id"], manifest["path"], strict=True))
+    blank_of: dict[str, str] = {}
+    if "condition" in manifest:
+        for row in manifest[manifest["condition"] == "clean"].itertuples():
+            blank_of.setdefault(str(row.label), str(row.image_id))
+    items = []
+    for row in fooled.itertuples():
+        try:
+            photo = load_rgb(paths.raw_dir(dataset) / path_of[row.image_id])
+            blank_id = blank_of.get(row.label)
+            blank = (load_rgb(paths.raw_dir(dataset) / path_of[blank_id])
+                     if blank_id in probs.index else None)
+        except ImageSkipped:
+            continue
+        items.append(gallery.FooledImage(
+            image_id=row.image_id, label=row.label, written_word=row.written_word,
+            clean=blank, manipulated=photo,
+            clean_top=gallery.top_classes(probs, blank_id) if blank is not None else [],
+            manipulated_top=gallery.top_classes(probs, row.image_id),
+            clean_title=(f"{blank_id}\nno label (true: {row.label})" if blank is not None
+                         else f"true: {row.label}"),
+            manipulated_title=f"{row.image_id}\nwritten: {row.written_word}"))
+    save(gallery.gallery_figure(items, f"{model} on {dataset}: real typographic photos "
+                                       "(original cell), most fooled", random),
+         folder / f"gallery_{model}_{dataset}_{paths.CLEAN}.png")
+    return 1
+
+
+def word_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
+    """Per cell with written words: the object x word matrix and the proximity figure."""
+    pairs_file, proximity_file = paths.PLOTS / "word_pairs.csv", paths.METRICS / "proximity.csv"
+    if not pairs_file.is_file():
+        return 0
+    text = {"model": str, "dataset": str, "manipulation": str, "object": str, "word": str}
+    pairs = pd.read_csv(pairs_file, dtype=text, keep_default_na=False,
+                        na_values=[""]).dropna(subset=["object", "word"])
+    correlations = (pd.read_csv(proximity_file, dtype=text) if proximity_file.is_file()
+                    else pd.DataFrame(columns=["model", "dataset", "manipulation"]))
+    random_models = set(cells.loc[cells["random_weights"].astype(bool), "model"])
+    written = 0
+    for (model, dataset, cell), group in pairs.groupby(["model", "dataset", "manipulation"],
+                                                       sort=False):
+        if model not in params.model or dataset not in params.dataset:
+            continue
+        random = model in random_models
+        name = f"{model}_{dataset}_{cell}"
+        if words_plots.fits_a_matrix(group):
+            save(words_plots.object_word_matrix(group, f"{model} on {dataset}: {cell}, object "
+                                                       "x written word", random),
+                 folder / f"typographic_matrix_{name}.png")
+            written += 1
+        mine = correlations[(correlations["model"] == model)
+                            & (correlations["dataset"] == dataset)
+                            & (correlations["manipulation"] == cell)]
+        save(words_plots.proximity_figure(group, mine, f"{model} on {dataset}: {cell}, "
+                                                       "p(written word) vs proximity", random),
+             folder / f"proximity_{name}.png")
+        written += 1
     return written
 
 
@@ -208,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         written += 1
     written += corruption_figures(params.model, cells, staging)
     written += gallery_figures(params, order, cells, staging)
+    written += word_figures(params, cells, staging)
     written += saliency_figures(params, cells, staging)
     shutil.rmtree(FIGURES, ignore_errors=True)
     staging.rename(FIGURES)
