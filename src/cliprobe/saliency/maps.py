@@ -86,28 +86,29 @@ def occlusion_maps(head: Any, images: Any, classes: Sequence[Sequence[int]], win
 
     n_images, _, height, width = images.shape
     wanted = torch.as_tensor(np.asarray(classes, dtype=np.int64))
+    side_h, side_w = min(window, height), min(window, width)
     boxes = [(top, left) for top in window_positions(height, window, stride)
              for left in window_positions(width, window, stride)]
-    side_h, side_w = min(window, height), min(window, width)
-    fill = torch.as_tensor(fill, dtype=images.dtype).reshape(3, 1, 1)
-    totals = torch.zeros((n_images, wanted.shape[1], height, width), dtype=torch.float64)
-    counts = torch.zeros((height, width), dtype=torch.float64)
-    for top, left in boxes:
-        counts[top:top + side_h, left:left + side_w] += 1
+    hidden_masks = torch.zeros((len(boxes), height, width), dtype=torch.bool)
+    for slot, (top, left) in enumerate(boxes):
+        hidden_masks[slot, top:top + side_h, left:left + side_w] = True
+    coverage = hidden_masks.reshape(len(boxes), -1).double()  # (W, H*W)
+    counts = coverage.sum(dim=0)
+    fill = torch.as_tensor(fill, dtype=images.dtype).reshape(1, 3, 1, 1)
+    maps = np.empty((n_images, wanted.shape[1], height, width), dtype=np.float32)
     with torch.inference_mode():
         base = torch.softmax(head(images).double(), dim=-1).gather(1, wanted)
         for index in range(n_images):
+            drops = []
             for start in range(0, len(boxes), batch_size):
-                chunk = boxes[start:start + batch_size]
-                hidden = images[index].repeat(len(chunk), 1, 1, 1)
-                for copy, (top, left) in enumerate(chunk):
-                    hidden[copy, :, top:top + side_h, left:left + side_w] = fill
+                masks = hidden_masks[start:start + batch_size, None]  # (b, 1, H, W)
+                hidden = torch.where(masks, fill, images[index:index + 1])
                 probs = torch.softmax(head(hidden).double(), dim=-1)[:, wanted[index]]
-                drops = base[index] - probs  # (chunk, K)
-                for copy, (top, left) in enumerate(chunk):
-                    totals[index, :, top:top + side_h, left:left + side_w] += (
-                        drops[copy][:, None, None])
-    return (totals / counts).numpy().astype(np.float32)
+                drops.append(base[index] - probs)  # (b, K)
+            # each pixel: the mean drop over the windows covering it
+            summed = torch.cat(drops).T @ coverage  # (K, H*W)
+            maps[index] = (summed / counts).reshape(-1, height, width).numpy()
+    return maps
 
 
 def downsample(maps: np.ndarray, side: int) -> np.ndarray:
