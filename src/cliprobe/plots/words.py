@@ -108,16 +108,20 @@ def proximity_figure(pairs: pd.DataFrame, correlations: pd.DataFrame, title: str
                              & (correlations["outcome"] == outcome)]
         row = found.iloc[0] if len(found) else None
         shown = attacks[attacks[measure].notna()]
-        ax.set_xlabel(MEASURE_LABELS[measure], fontsize=8)
+        source = "" if row is None else str(row.get("source", ""))
+        lexicon = (f"\n({source.split(' (')[0]})"
+                   if measure.startswith("wordnet") and source.startswith("wn ") else "")
+        ax.set_xlabel(MEASURE_LABELS[measure] + lexicon, fontsize=8)
         ax.set_ylabel(outcome.replace("_", " "), fontsize=8)
         ax.tick_params(labelsize=7)
         if shown.empty:
-            source = "" if row is None else str(row.get("source", ""))
             ax.text(0.5, 0.5, "no values" + (f"\n{source[:90]}" if source else ""),
                     ha="center", va="center", fontsize=7, wrap=True, transform=ax.transAxes)
             ax.set_title(MEASURE_LABELS[measure].split(" (")[0], fontsize=8)
             continue
         ax.scatter(shown[measure], shown[outcome], s=14, alpha=0.7, color="#d1495b")
+        if outcome in ("p_word", "attack_success"):
+            ax.set_ylim(-0.03, 1.03)
         for entry in shown.nlargest(3, outcome).itertuples():
             ax.annotate(f"{entry.object}/{entry.word}", (getattr(entry, measure),
                                                           getattr(entry, outcome)),
