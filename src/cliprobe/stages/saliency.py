@@ -32,7 +32,7 @@ from cliprobe import paths
 from cliprobe.config.loading import manipulation_params
 from cliprobe.datasets.manifest import read_manifest
 from cliprobe.embedding.reader import manipulation_step
-from cliprobe.errors import DataError, exit_on_user_error
+from cliprobe.errors import exit_on_user_error
 from cliprobe.images import ImageSkipped, load_rgb
 from cliprobe.io.atomic import atomic_path, write_json
 from cliprobe.io.classifier import read_classifier
@@ -67,10 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     manifest, _ = read_manifest(paths.manifest_path(args.dataset))
     classifier = read_classifier(paths.classifier_path(args.model, args.dataset))
     queries = read_embeddings(paths.embeddings_path(args.model, args.dataset, cell))
-    if queries.metadata.get("features", "global") != "global":
-        raise DataError(f"saliency: model '{args.model}' computes "
-                        f"'{queries.metadata.get('features')}' features, which have no zero-shot "
-                        "decision to explain; remove it from the grid or from saliency")
+    out = paths.saliency_dir(args.model, args.dataset, cell)
+    features = queries.metadata.get("features", "global")
+    if features != "global":  # the grid crosses every model: record the skip, do not fail
+        reason = f"features '{features}' are not CLIP's joint embedding: no zero-shot decision"
+        _write_empty(out, settings.map_side, {"cell": cell_key, "skipped_reason": reason})
+        print(f"saliency {cell_key}: skipped ({reason})", file=sys.stderr)
+        return
     subjects = choose_subjects(
         [str(i) for i in queries.image_ids], [str(x) for x in queries.labels],
         [queries.info(r) for r in range(len(queries))],
@@ -132,7 +135,6 @@ def main(argv: list[str] | None = None) -> None:
                               "second_role": subject.second_role, **row})
     seconds = time.perf_counter() - started
 
-    out = paths.saliency_dir(args.model, args.dataset, cell)
     meta = {
         **loaded.provenance, "dataset": args.dataset, "cell": cell, "seed": params.seed,
         "input_side": side, "views": list(VIEWS), "roles": list(ROLES),
@@ -184,6 +186,24 @@ def main(argv: list[str] | None = None) -> None:
     print(f"saliency {cell_key} ({loaded.weights}): {n} images, {len(skipped)} skipped, "
           f"{seconds:.1f} s ({per_image:.2f} s/image; {', '.join(methods)}) -> {out}",
           file=sys.stderr)
+
+
+def _write_empty(out, map_side: int, meta: dict) -> None:  # type: ignore[no-untyped-def]
+    """The outputs of a cell with nothing to explain (so DVC and the readers find them)."""
+    empty = np.zeros((0, 2, 2, map_side, map_side), np.float16)
+    with atomic_path(out / "maps.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, image_id=np.array([], dtype=str),
+                            reference_id=np.array([], dtype=str),
+                            classes=np.zeros((0, 2), dtype=str),
+                            second_role=np.array([], dtype=str),
+                            views=np.zeros((0, 2, DISPLAY_SIDE, DISPLAY_SIDE, 3), np.uint8),
+                            box=np.zeros((0, map_side, map_side), np.float16), gradcam=empty,
+                            occlusion=empty,
+                            meta=np.array(json.dumps({**meta, "methods": {}}, sort_keys=True)))
+    with atomic_path(out / "mass.parquet") as tmp:
+        pd.DataFrame(columns=MASS_COLUMNS).to_parquet(tmp, index=False)
+    write_json(out / "saliency.json", {"provenance": meta, "n_images": 0,
+                                       "mass_in_word_box": {}})
 
 
 def _blank():  # type: ignore[no-untyped-def]
