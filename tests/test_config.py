@@ -48,6 +48,11 @@ def _default() -> dict:
         ("+manipulation.grey.strength=2", "manipulation.grey.strength"),
         ("manipulation.grey.function=sepia", "manipulation.grey.function"),
         ("+model.smoke.colour=red", "model.smoke.colour"),
+        ("saliency.cells=[blurred,sepia]", "saliency.cells.1"),
+        ("saliency.methods=[gradcam,lime]", "saliency.methods"),
+        ("saliency.occlusion.fill=sky", "saliency.occlusion.fill"),
+        ("saliency.occlusion.window=0", "saliency.occlusion.window"),
+        ("proximity.wordnet.senses=all", "proximity.wordnet.senses"),
     ],
 )
 def test_out_of_range_values_name_their_key_path(override: str, key_path: str) -> None:
@@ -55,6 +60,11 @@ def test_out_of_range_values_name_their_key_path(override: str, key_path: str) -
     with pytest.raises(ConfigError) as error:
         validate_params(raw)
     assert key_path in str(error.value)
+
+
+def test_saliency_cells_may_name_original_and_selected_manipulations() -> None:
+    raw = compose_params(CONF, ["model=smoke", "saliency.cells=[original,grey]"])
+    assert validate_params(raw).saliency.cells == ["original", "grey"]
 
 
 def test_unknown_manipulation_function_lists_valid_functions() -> None:
@@ -115,3 +125,4 @@ def test_dvc_yaml_paths_match_paths_module(repo: Path) -> None:
     assert fill(stages["embed"]["outs"][0]) == clean
     assert fill(stages["manipulate"]["outs"][0]) == paths.embeddings_path("M", "D", "X").as_posix()
     assert fill(stages["score"]["outs"][0]) == paths.cell_dir("M", "D", "X").as_posix()
+    assert fill(stages["saliency"]["outs"][0]) == paths.saliency_dir("M", "D", "X").as_posix()
