@@ -3,10 +3,6 @@ image, side by side (one figure per cell and method)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,35 +14,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from cliprobe.io.saliency import SaliencyMaps
+
 MAX_ROWS = 4
 VIEW_TITLES = {"reference": "clean", "subject": "attacked"}
 
 
-@dataclass
-class CellMaps:
-    """A saliency cell's ``maps.npz`` in memory."""
-
-    image_ids: list[str]
-    classes: np.ndarray        # (N, 2) object, second class ("" = none)
-    second_role: list[str]
-    views: np.ndarray          # (N, 2, D, D, 3) uint8
-    box: np.ndarray            # (N, s, s) box coverage
-    maps: dict[str, np.ndarray]
-    meta: dict
-
-
-def read_cell_maps(path: Path) -> CellMaps:
-    """Read ``maps.npz`` (no pickles)."""
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        return CellMaps(
-            image_ids=[str(i) for i in data["image_id"]], classes=data["classes"],
-            second_role=[str(r) for r in data["second_role"]], views=data["views"],
-            box=data["box"].astype(np.float32),
-            maps={m: data[m].astype(np.float32) for m in meta["methods"]}, meta=meta)
-
-
-def order_most_fooled(cell: CellMaps, per_image: pd.DataFrame | None) -> list[int]:
+def order_most_fooled(cell: SaliencyMaps, per_image: pd.DataFrame | None) -> list[int]:
     """Rows of ``cell``, those predicted as the written word first, then by p(word)."""
     rows = list(range(len(cell.image_ids)))
     if per_image is None or per_image.empty:
@@ -86,7 +60,7 @@ def _overlay(saliency: np.ndarray, signed: bool) -> np.ndarray:
     return rgba
 
 
-def saliency_figure(cell: CellMaps, method: str, order: list[int], title: str,
+def saliency_figure(cell: SaliencyMaps, method: str, order: list[int], title: str,
                     random: bool, mass: pd.DataFrame | None = None) -> Figure:
     """Rows of [clean + object map, clean + second map, attacked + object, attacked + second]."""
     chosen = order[:MAX_ROWS]
@@ -111,7 +85,7 @@ def saliency_figure(cell: CellMaps, method: str, order: list[int], title: str,
             if outline is not None and view == 1:
                 ax.add_patch(Rectangle(outline[:2], *outline[2:], fill=False, ec="white",
                                        lw=1.2, ls="--"))
-            label = "object" if role == 0 else cell.second_role[row] or "second"
+            label = "object" if role == 0 else cell.second_roles[row] or "second"
             share = ""
             if mass is not None and not mass.empty:
                 hit = mass[(mass["image_id"] == cell.image_ids[row]) & (mass["method"] == method)

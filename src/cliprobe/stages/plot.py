@@ -47,6 +47,7 @@ from cliprobe.embedding.reader import image_contexts, manipulation_step
 from cliprobe.errors import exit_on_user_error
 from cliprobe.images import ImageSkipped, load_rgb
 from cliprobe.io.atomic import atomic_path
+from cliprobe.io.saliency import read_maps
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
 from cliprobe.plots import corruption, gallery, seed001
@@ -240,7 +241,7 @@ def saliency_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
                 where = paths.saliency_dir(model, dataset, name)
                 if not (where / "maps.npz").is_file():
                     continue
-                cell_maps = saliency_plots.read_cell_maps(where / "maps.npz")
+                cell_maps = read_maps(where / "maps.npz")
                 per_image_file = paths.cell_dir(model, dataset, name) / "per_image.parquet"
                 per_image = (pd.read_parquet(per_image_file) if per_image_file.is_file()
                              else None)

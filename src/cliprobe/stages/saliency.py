@@ -20,10 +20,10 @@ Writes into ``data/cells/<model>/<dataset>/_saliency/<cell>/``:
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from cliprobe.images import ImageSkipped, load_rgb
 from cliprobe.io.atomic import atomic_path, write_json
 from cliprobe.io.classifier import read_classifier
 from cliprobe.io.embeddings import read_embeddings
+from cliprobe.io.saliency import SaliencyMaps, write_maps
 from cliprobe.manipulations import ImageContext
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.metrics import zeroshot as zs
@@ -154,23 +155,18 @@ def main(argv: list[str] | None = None) -> None:
         "versions": package_versions(),
     }
     n = len(kept)
-    arrays = {
-        "image_id": np.array([s.image_id for s in kept], dtype=str),
-        "reference_id": np.array([s.reference_id or "" for s in kept], dtype=str),
-        "classes": np.array([[s.label, s.second_class or ""] for s in kept], dtype=str)
-        .reshape(n, 2),
-        "second_role": np.array([s.second_role for s in kept], dtype=str),
-        "views": np.stack(views) if views else np.zeros((0, 2, DISPLAY_SIDE, DISPLAY_SIDE, 3),
-                                                        np.uint8),
-        "box": (np.stack(boxes) if boxes
-                else np.zeros((0, settings.map_side, settings.map_side), np.float16)),
-        "meta": np.array(json.dumps(meta, sort_keys=True)),
-    }
-    for method in methods:
-        arrays[method] = (np.stack(maps[method]) if maps[method] else
-                          np.zeros((0, 2, 2, settings.map_side, settings.map_side), np.float16))
-    with atomic_path(out / "maps.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+    side_out = settings.map_side
+    write_maps(out / "maps.npz", SaliencyMaps(
+        image_ids=[s.image_id for s in kept],
+        reference_ids=[s.reference_id or "" for s in kept],
+        classes=np.array([[s.label, s.second_class or ""] for s in kept], dtype=str),
+        second_roles=[s.second_role for s in kept],
+        views=(np.stack(views) if views
+               else np.zeros((0, 2, DISPLAY_SIDE, DISPLAY_SIDE, 3), np.uint8)),
+        box=np.stack(boxes) if boxes else np.zeros((0, side_out, side_out), np.float16),
+        maps={m: (np.stack(maps[m]) if maps[m]
+                  else np.zeros((0, 2, 2, side_out, side_out), np.float16)) for m in methods},
+        meta=meta))
     mass = pd.DataFrame(mass_rows, columns=MASS_COLUMNS)
     with atomic_path(out / "mass.parquet") as tmp:
         mass.to_parquet(tmp, index=False)
@@ -188,18 +184,9 @@ def main(argv: list[str] | None = None) -> None:
           file=sys.stderr)
 
 
-def _write_empty(out, map_side: int, meta: dict) -> None:  # type: ignore[no-untyped-def]
+def _write_empty(out: Path, map_side: int, meta: dict) -> None:
     """The outputs of a cell with nothing to explain (so DVC and the readers find them)."""
-    empty = np.zeros((0, 2, 2, map_side, map_side), np.float16)
-    with atomic_path(out / "maps.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, image_id=np.array([], dtype=str),
-                            reference_id=np.array([], dtype=str),
-                            classes=np.zeros((0, 2), dtype=str),
-                            second_role=np.array([], dtype=str),
-                            views=np.zeros((0, 2, DISPLAY_SIDE, DISPLAY_SIDE, 3), np.uint8),
-                            box=np.zeros((0, map_side, map_side), np.float16), gradcam=empty,
-                            occlusion=empty,
-                            meta=np.array(json.dumps({**meta, "methods": {}}, sort_keys=True)))
+    write_maps(out / "maps.npz", SaliencyMaps.empty(map_side, DISPLAY_SIDE, meta))
     with atomic_path(out / "mass.parquet") as tmp:
         pd.DataFrame(columns=MASS_COLUMNS).to_parquet(tmp, index=False)
     write_json(out / "saliency.json", {"provenance": meta, "n_images": 0,
