@@ -8,7 +8,8 @@ On the same real JPEGs (../shared/data/imagenet_sample_1000), one model, one pro
             (clean + a post-it), two classes (object + word), Grad-CAM and occlusion sensitivity
             (window 0.25, stride 0.125 of the input side), box mask and model views;
             each method also timed alone.
-Prints seconds per image of each side and their ratio. Random weights: speed only.
+Prints seconds per image of each side and their ratio, in interleaved rounds (embed before and
+after each saliency run). Random weights: speed only.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from cliprobe.saliency.towers import gradcam_layer
 def main() -> None:
     parse = parser(__doc__, images=8, arch="ViT-B-32")
     parse.add_argument("--classes", type=int, default=20, help="zero-shot classes")
+    parse.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
     args = parse.parse_args()
     manifest = sample_manifest(args.data, args.images)
     loaded = load_model(args.arch, random_model(args.arch), "cpu")
@@ -68,23 +70,30 @@ def main() -> None:
             explain(chosen, image, attacked.image, [0, 1], attacked.info["word_box"])
         return (time.perf_counter() - started) / len(paths)
 
+    def embed_seconds() -> float:
+        started = time.perf_counter()
+        tensors = [loaded.preprocess(load_rgb(p)) for p in paths]
+        for i in range(0, len(tensors), args.batch_size):
+            encode(torch.stack(tensors[i:i + args.batch_size]))
+        return (time.perf_counter() - started) / len(paths)
+
     encode(torch.stack([loaded.preprocess(load_rgb(paths[0]))]))  # warm-up
     explain(explainer(("gradcam",)), load_rgb(paths[0]), load_rgb(paths[0]), [0, 1], None)
-    started = time.perf_counter()
-    tensors = [loaded.preprocess(load_rgb(p)) for p in paths]
-    for i in range(0, len(tensors), args.batch_size):
-        encode(torch.stack(tensors[i:i + args.batch_size]))
-    embed = (time.perf_counter() - started) / len(paths)
-    both = saliency_seconds(("gradcam", "occlusion"))
-    gradcam = saliency_seconds(("gradcam",))
-    occlusion = saliency_seconds(("occlusion",))
-    print(f"embed (decode + preprocess + encode)  {embed:8.3f} s/image")
-    print(f"saliency, gradcam + occlusion         {both:8.3f} s/image   ratio {both / embed:7.1f}x")
-    print(f"  gradcam alone                       {gradcam:8.3f} s/image   ratio "
-          f"{gradcam / embed:7.1f}x")
-    print(f"  occlusion alone                     {occlusion:8.3f} s/image   ratio "
-          f"{occlusion / embed:7.1f}x")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    # interleaved rounds, so a change in the machine's load hits both sides alike
+    for round_ in range(args.repeats):
+        embed_before = embed_seconds()
+        both = saliency_seconds(("gradcam", "occlusion"))
+        embed_after = embed_seconds()
+        embed = (embed_before + embed_after) / 2
+        print(f"round {round_ + 1}: embed {embed_before:.3f} / {embed_after:.3f} s/image, "
+              f"saliency (gradcam + occlusion) {both:.3f} s/image: ratio {both / embed:.1f}x "
+              f"(load {os.getloadavg()[0]:.1f})")
+    for method in ("gradcam", "occlusion"):
+        embed_before = embed_seconds()
+        alone = saliency_seconds((method,))
+        embed = (embed_before + embed_seconds()) / 2
+        print(f"{method} alone: {alone:.3f} s/image vs embed {embed:.3f}: ratio "
+              f"{alone / embed:.1f}x (load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
