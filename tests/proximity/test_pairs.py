@@ -49,3 +49,11 @@ def test_text_cosine_reads_the_classifiers_columns() -> None:
     assert text_cosine(classifier, "apple", "ipod") == pytest.approx(0.6)
     assert text_cosine(classifier, "ipod", "mug") == pytest.approx(0.8)
     assert np.isnan(text_cosine(classifier, "apple", "laptop"))
+
+
+def test_images_without_a_class_have_no_pair() -> None:
+    captioned = _per_image().assign(label="")  # a caption dataset: words, but no object
+    assert not has_words(captioned)
+    mixed = pd.concat([_per_image(), captioned.assign(image_id="c1")], ignore_index=True)
+    pairs = word_pairs(mixed, pd.DataFrame({"image_id": ["x"], "label": ["apple"]}))
+    assert "" not in set(pairs["object"]) and pairs["n_images"].sum() == 5

@@ -61,3 +61,10 @@ def test_the_subset_is_seeded_and_in_file_order() -> None:
     first = pick(0)
     assert len(first) == 5 and first == sorted(first) and pick(0) == first
     assert pick(1) != first or pick(0, "m/d/y") != first
+
+
+def test_images_without_a_class_are_not_explained() -> None:
+    manifest = pd.DataFrame({"image_id": ["a", "c"], "label": ["apple", ""]})
+    subjects = choose_subjects(["a", "c"], ["apple", ""], [{"word_label": "cat"}] * 2,
+                               _logits(2), CLASSES, manifest, False, None, 0, "m/d/typographic")
+    assert [s.image_id for s in subjects] == ["a"]

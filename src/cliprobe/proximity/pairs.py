@@ -12,8 +12,11 @@ PAIR_COLUMNS = ["object", "word", "condition", "n_images", "p_object", "p_word",
 
 
 def has_words(per_image: pd.DataFrame) -> bool:
-    """True when some image of the cell has a word written on it."""
-    return "written_word" in per_image and bool((per_image["written_word"] != "").any())
+    """True when some image of the cell with a class has a word written on it."""
+    if "written_word" not in per_image:
+        return False
+    labelled = per_image["label"].astype(str) != ""
+    return bool(((per_image["written_word"] != "") & labelled).any())
 
 
 def word_pairs(per_image: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
@@ -21,12 +24,14 @@ def word_pairs(per_image: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
     (probability of the true class), ``p_word`` (of the written word's class; NaN for blank
     and matching words), ``attack_success`` (predicted as the word; NaN likewise) and ``acc1``.
 
-    ``per_image``: a cell's ``per_image.parquet``. ``condition``: the dataset's (real
+    ``per_image``: a cell's ``per_image.parquet``; images without a class (a caption
+    dataset's) have no object and are left out. ``condition``: the dataset's (real
     typographic photos), else ``clean`` (nothing written), ``matching_text`` (the word is the
     object's name) or ``typographic_attack``.
     """
-    frame = per_image[["image_id", "label", "written_word", "p_true", "p_word",
-                       "attack_success", "zeroshot_correct"]].copy()
+    labelled = per_image[per_image["label"].astype(str) != ""]  # captioned images: no object
+    frame = labelled[["image_id", "label", "written_word", "p_true", "p_word",
+                      "attack_success", "zeroshot_correct"]].copy()
     frame["word"] = frame["written_word"].where(frame["written_word"] != "", BLANK)
     derived = np.where(frame["written_word"] == "", "clean",
                        np.where(frame["written_word"] == frame["label"], "matching_text",

@@ -36,6 +36,8 @@ def choose_subjects(
 ) -> list[Subject]:
     """The cell's subjects, a seeded random subset of ``max_images`` (ids in file order).
 
+    Images whose label is not a class of the classifier (a caption dataset's) are left out.
+
     ``logits`` ``(N, C)``: the zero-shot logits of the cell's stored embeddings, for the
     competitor class. Real typographic photos (a ``condition`` column) are subjects when
     something is written on them; their clean photos serve as references.
@@ -49,6 +51,8 @@ def choose_subjects(
             blank_of.setdefault(str(row.label), str(row.image_id))
     subjects = []
     for row, (image_id, label, info) in enumerate(zip(image_ids, labels, infos, strict=True)):
+        if label not in index:
+            continue  # no object class to explain (a caption dataset's images have none)
         word = info.get("word_label")
         if not word and has_words and image_id in by_id.index:
             value = by_id.loc[image_id, "word_label"]

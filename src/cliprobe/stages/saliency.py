@@ -30,15 +30,14 @@ import pandas as pd
 
 from cliprobe import paths
 from cliprobe.config.loading import manipulation_params
-from cliprobe.datasets.manifest import read_manifest
-from cliprobe.embedding.reader import manipulation_step
+from cliprobe.datasets.manifest import class_vocabulary, read_manifest
+from cliprobe.embedding.reader import image_contexts, manipulation_step
 from cliprobe.errors import exit_on_user_error
 from cliprobe.images import ImageSkipped, load_rgb
 from cliprobe.io.atomic import atomic_path, write_json
 from cliprobe.io.classifier import read_classifier
 from cliprobe.io.embeddings import read_embeddings
 from cliprobe.io.saliency import SaliencyMaps, write_maps
-from cliprobe.manipulations import ImageContext
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.metrics import zeroshot as zs
 from cliprobe.models import load_model
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     cell = args.manipulation
     cell_key = f"{args.model}/{args.dataset}/{cell}"
     is_original = cell == paths.CLEAN
-    manifest, _ = read_manifest(paths.manifest_path(args.dataset))
+    manifest, manifest_info = read_manifest(paths.manifest_path(args.dataset))
     classifier = read_classifier(paths.classifier_path(args.model, args.dataset))
     queries = read_embeddings(paths.embeddings_path(args.model, args.dataset, cell))
     out = paths.saliency_dir(args.model, args.dataset, cell)
@@ -101,7 +100,9 @@ def main(argv: list[str] | None = None) -> None:
                                  manipulation_params(cell, entry.function, entry.params),
                                  cell, params.seed)
     path_of = dict(zip(manifest["image_id"].astype(str), manifest["path"], strict=True))
-    class_names = tuple(sorted(set(manifest["label"].astype(str))))
+    # the contexts the embed stage used, so the re-created images are the embedded ones
+    context_of = {c.image_id: c for c in image_contexts(
+        manifest, class_vocabulary(manifest, manifest_info))}
     index = {name: i for i, name in enumerate(classifier.class_names)}
 
     kept, skipped, mass_rows = [], [], []
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         shown = image
         if step is not None:
-            shown = step(image, ImageContext(subject.image_id, subject.label, class_names)).image
+            shown = step(image, context_of[subject.image_id]).image
         classes = [index[subject.label]]
         if subject.second_class is not None:
             classes.append(index[subject.second_class])
