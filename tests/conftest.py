@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_download_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Downloads and caches of every test (and of the DVC stages they run) go to a temporary
+    folder, never the user's cache; tests that check the default unset it themselves."""
+    previous = os.environ.get("CLIPROBE_DATA_CACHE")
+    cache = tmp_path_factory.mktemp("cliprobe-cache")
+    os.environ["CLIPROBE_DATA_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("CLIPROBE_DATA_CACHE", None)
+    else:
+        os.environ["CLIPROBE_DATA_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,8 @@ def test_the_hand_checked_pair(lexicon_file: Path) -> None:
         lexicon, "apple", "laptop", "wup")  # NaN: not in the lexicon
     assert lexicon.provenance()["lexicon"] == "cliprobe-test:1"
     assert lexicon.provenance()["checksum"] == "recorded at first download"
+    # wn's database lives in the cache, never beside the user's (maybe read-only) file
+    assert list(lexicon_file.parent.iterdir()) == [lexicon_file]
 
 
 def test_first_sense_only(tmp_path: Path) -> None:

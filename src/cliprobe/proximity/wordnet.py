@@ -3,8 +3,8 @@
 The lexicon file (WN-LMF XML, e.g. the Open English WordNet 2024 release) is fetched like a
 dataset: downloaded once into the cliprobe cache and checked (a pinned sha256, or the sha256
 recorded at the first download), or taken from ``local_file``. ``wn`` then loads it into its
-own database, kept in the cache next to the file under the file's sha256, so a changed file
-never meets a stale database.
+own database, kept in the cliprobe cache (never beside ``local_file``, which may be read-only or
+inside a repository) under the file's sha256, so a changed file never meets a stale database.
 
 A word is looked up as a noun (underscores read as spaces); with ``senses: max`` the pair's
 similarity is the largest over all noun-sense pairs (the usual word-level reading), with
@@ -76,7 +76,7 @@ def open_lexicon(config: Any) -> Lexicon:
     import wn
 
     path, digest, pinned = lexicon_file(config)
-    data = path.parent / f".wn-{digest[:16]}"
+    data = cache_root(config.cache_dir) / "wordnet" / f".wn-{digest[:16]}"
     data.mkdir(parents=True, exist_ok=True)
     wn.config.data_directory = data
     wanted = str(config.lexicon)
