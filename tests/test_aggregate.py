@@ -21,7 +21,9 @@ from cliprobe import paths
 from cliprobe.config.compose import compose_params, to_yaml
 from cliprobe.config.loading import validate_params
 from cliprobe.manipulations.corruptions import ALL_CORRUPTIONS, IMAGENET_C_CORRUPTIONS
+from cliprobe.metrics import corruption_summary as cs
 from cliprobe.metrics import retrieval as rm
+from cliprobe.metrics import summary as sm
 from cliprobe.metrics.bootstrap import bootstrap_mean
 from cliprobe.metrics.corruption import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
 from cliprobe.seeding import derive_seed
@@ -145,7 +147,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_comparisons_of_an_unchanged_cell(sweep: Path) -> None:
     table = pd.read_csv(sweep / "metrics" / "comparisons.csv")
-    assert list(table.columns) == aggregate.COMPARISON_COLUMNS
+    assert list(table.columns) == sm.COMPARISON_COLUMNS
     assert len(table) == 96 * 9  # blurred + 95 corruption cells, 9 metrics each
     blurred = table[table["manipulation"] == "blurred"].set_index("metric")
     assert (blurred["difference"] == 0).all() and (blurred["ci_low"] == 0).all()
@@ -196,10 +198,10 @@ def test_seed001_table_marks_significant_differences(sweep: Path) -> None:
 
 def test_corruptions_table(sweep: Path) -> None:
     table = pd.read_csv(sweep / "metrics" / "corruptions.csv")
-    assert list(table.columns) == aggregate.CORRUPTION_COLUMNS
+    assert list(table.columns) == cs.CORRUPTION_COLUMNS
     assert len(table) == 95 * 10  # 9 metrics + the zero-shot error
     assert list(dict.fromkeys(table["corruption"])) == list(ALL_CORRUPTIONS)
-    error = table[table["metric"] == aggregate.ERROR_METRIC].set_index(
+    error = table[table["metric"] == sm.ERROR_METRIC].set_index(
         ["corruption", "severity"])
     for corruption in ("gaussian_noise", "fog", "saturate"):
         for severity in (1, 3, 5):

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from cliprobe.config.schema import ModelConfig
+from cliprobe.config.schema import FeatureConfig, ModelConfig
 from cliprobe.errors import CliprobeError
 from cliprobe.models import load_model
 from cliprobe.models.features import (
     FEATURE_VARIANTS,
-    FeatureConfig,
     UnsupportedFeatureError,
     extract_features,
     feature_map,

@@ -17,7 +17,7 @@ from cliprobe.retrieval.indexes import IndexConfig
 from cliprobe.retrieval.postprocess import KMeansConfig, PCAConfig
 from cliprobe.scores.remote import RemoteRetrievalConfig
 
-#: Image features the embed stages can compute (see cliprobe.models.features).
+#: Image features the embed stages can compute (see :mod:`cliprobe.models.features`).
 FeatureVariant = Literal["global", "mac", "rmac", "multipatch"]
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -27,6 +27,28 @@ class StrictModel(BaseModel):
     """A model that rejects unknown keys (typos must not be silently ignored)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureConfig(StrictModel):
+    """Which image feature the embed stages compute, as :mod:`cliprobe.models.features` takes it.
+
+    Lives here, with the variant type, so the schema never imports the model code.
+    """
+
+    variant: FeatureVariant = Field(default="global", description="global | mac | rmac | "
+                                    "multipatch")
+    rmac_scales: int = Field(default=3, ge=1, description="rmac: scales l = 1..L")
+    multipatch_overlap: float = Field(default=0.4, ge=0.0, lt=1.0, description="multipatch: "
+                                      "overlap of neighbouring corner patches, fraction of the "
+                                      "patch side")
+
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`cliprobe.models.features.extract_features`."""
+        if self.variant == "rmac":
+            return {"scales": self.rmac_scales}
+        if self.variant == "multipatch":
+            return {"overlap": self.multipatch_overlap}
+        return {}
 
 
 class ModelConfig(StrictModel):
@@ -57,8 +79,6 @@ class ModelConfig(StrictModel):
     @property
     def feature_params(self) -> dict[str, Any]:
         """Keyword arguments of the feature extractor (one mapping: FeatureConfig's)."""
-        from cliprobe.models.features import FeatureConfig
-
         return FeatureConfig(variant=self.features, rmac_scales=self.rmac_scales,
                              multipatch_overlap=self.multipatch_overlap).params()
 

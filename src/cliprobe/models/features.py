@@ -36,7 +36,6 @@ from __future__ import annotations
 from typing import Any, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from cliprobe.config.schema import FeatureVariant
 from cliprobe.errors import CliprobeError
@@ -46,27 +45,6 @@ FEATURE_VARIANTS: tuple[str, ...] = get_args(FeatureVariant)
 
 class UnsupportedFeatureError(CliprobeError):
     """The requested feature variant cannot be computed for this model's visual tower."""
-
-
-class FeatureConfig(BaseModel):
-    """Which image feature the embed stages compute (each variant is cached separately)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    variant: FeatureVariant = Field(default="global", description="global | mac | rmac | "
-                                    "multipatch")
-    rmac_scales: int = Field(default=3, ge=1, description="rmac: scales l = 1..L")
-    multipatch_overlap: float = Field(default=0.4, ge=0.0, lt=1.0, description="multipatch: "
-                                      "overlap of neighbouring corner patches, fraction of the "
-                                      "patch side")
-
-    def params(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`extract_features` for this variant."""
-        if self.variant == "rmac":
-            return {"scales": self.rmac_scales}
-        if self.variant == "multipatch":
-            return {"overlap": self.multipatch_overlap}
-        return {}
 
 
 def _clip_model(model: Any) -> Any:

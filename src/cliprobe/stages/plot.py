@@ -50,11 +50,11 @@ from cliprobe.io.atomic import atomic_path
 from cliprobe.io.saliency import read_maps
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
+from cliprobe.metrics.summary import ERROR_METRIC, HEADLINE
 from cliprobe.plots import corruption, gallery, seed001
 from cliprobe.plots import saliency as saliency_plots
 from cliprobe.plots import words as words_plots
 from cliprobe.stages._common import parser
-from cliprobe.stages.aggregate import ERROR_METRIC, HEADLINE
 
 FIGURES = paths.PLOTS / "figures"
 #: Panels of the per-model heatmap, in order, each drawn when some cell has the metric.
