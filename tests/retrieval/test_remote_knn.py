@@ -45,8 +45,8 @@ def _png(seed: int) -> bytes:
 class FakeKnnService:
     """A clip-retrieval-like back end: POST /knn-service, GET /images/<i>.png and bad URLs."""
 
-    def __init__(self) -> None:
-        rng = np.random.default_rng(0)
+    def __init__(self, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
         vectors = rng.standard_normal((N_ITEMS, DIM))
         self.vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         self.images = {f"/images/{i}.png": _png(i) for i in range(N_ITEMS)}
@@ -171,11 +171,30 @@ def test_rerun_hits_the_disk_cache_and_sends_nothing(service: FakeKnnService,
     rerun = KnnClient(config)  # a fresh process would start from the same cache folder
     assert rerun.query_many(query) == first
     assert service.knn_requests == 2 and rerun.requests_sent == 0 and rerun.cache_hits == 2
-    expected = Path(config.cache_dir) / f"{cache_key(request_body(config, query[0]))}.json"
+    body = request_body(config, query[0])
+    expected = Path(config.cache_dir) / f"{cache_key(service.url + '/knn-service', body)}.json"
     assert expected.is_file()
     # a different request (num_images) is a different cache entry
     KnnClient(config.model_copy(update={"num_images": 2})).query(query[0])
     assert service.knn_requests == 3
+
+
+def test_another_server_with_the_same_index_name_is_asked_anew(tmp_path: Path) -> None:
+    """The cache is keyed by the service too: pointing url at another server holding other
+    data under the same index name must not return the first server's answers."""
+    with FakeKnnService(seed=0) as first, FakeKnnService(seed=1) as second:
+        query = np.ones(DIM, dtype=np.float32) / np.sqrt(DIM)
+        from_first = KnnClient(_config(first.url, tmp_path)).query(query)
+        client = KnnClient(_config(second.url, tmp_path))  # same cache folder, same body
+        from_second = client.query(query)
+        assert second.knn_requests == 1 and client.cache_hits == 0
+        expected = second.vectors @ query
+        assert [r["similarity"] for r in from_second] == pytest.approx(
+            sorted(expected, reverse=True)[:3])
+        assert from_second != from_first
+        # and each server's own answers are still served from the cache
+        assert KnnClient(_config(first.url, tmp_path)).query(query) == from_first
+        assert first.knn_requests == 1
 
 
 def test_service_down_is_one_clear_sentence_quickly(tmp_path: Path) -> None:

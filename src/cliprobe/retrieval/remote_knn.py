@@ -11,8 +11,9 @@ gets back a list of ``{"id", "similarity", "url", "caption", ...}`` results.
 
 What it adds:
 
-- a disk cache: one JSON file per request, named by the SHA-256 of the exact request body, so a
-  rerun sends no request at all (and works offline);
+- a disk cache: one JSON file per request, named by the SHA-256 of the service endpoint and the
+  exact request body (everything that determines the answer), so a rerun sends no request at
+  all (and works offline), and another server with the same index name is asked anew;
 - a timeout per attempt, retries with exponential backoff on connection errors, timeouts,
   HTTP 429 and 5xx, and :class:`KnnServiceUnavailableError` (one sentence) when the service
   stays down; other HTTP errors raise :class:`KnnServiceError` at once;
@@ -114,9 +115,17 @@ def request_body(config: KnnServiceConfig, embedding: Sequence[float] | np.ndarr
     return json.dumps(payload).encode("utf-8")
 
 
-def cache_key(body: bytes) -> str:
-    """SHA-256 hex digest of a request body: the cache file name."""
-    return hashlib.sha256(body).hexdigest()
+def cache_key(endpoint: str, body: bytes) -> str:
+    """The cache file name of a request: SHA-256 of everything that determines the answer.
+
+    That is the service (its endpoint URL: two servers may hold different data under the same
+    index name) and the exact request body (index, embedding, filters, number of results).
+    """
+    digest = hashlib.sha256()
+    for part in (b"POST", endpoint.encode("utf-8"), body):
+        digest.update(len(part).to_bytes(8, "big"))  # length-prefixed: no ambiguous joins
+        digest.update(part)
+    return digest.hexdigest()
 
 
 def _describe(error: BaseException) -> str:
@@ -155,8 +164,8 @@ class KnnClient:
         self._sleep = sleep
 
     def cache_path(self, body: bytes) -> Path:
-        """Where the response to ``body`` is (or will be) cached."""
-        return self.cache_dir / f"{cache_key(body)}.json"
+        """Where this service's response to ``body`` is (or will be) cached."""
+        return self.cache_dir / f"{cache_key(self.endpoint, body)}.json"
 
     def query(self, embedding: Sequence[float] | np.ndarray) -> list[dict[str, Any]]:
         """Results for one embedding ``(D,)``: a list of dicts with at least ``url`` and
@@ -164,12 +173,16 @@ class KnnClient:
         body = request_body(self.config, embedding)
         path = self.cache_path(body)
         if path.is_file():
-            self.cache_hits += 1
-            return json.loads(path.read_text())["results"]
+            cached = json.loads(path.read_text())
+            if cached.get("endpoint") == self.endpoint and cached.get("body") == (
+                    hashlib.sha256(body).hexdigest()):
+                self.cache_hits += 1
+                return cached["results"]
         results = self._post(body)
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps({"endpoint": self.endpoint,
                                        "indice_name": self.config.indice_name,
+                                       "body": hashlib.sha256(body).hexdigest(),
                                        "results": results}))
         return results
 
