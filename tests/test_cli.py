@@ -43,6 +43,31 @@ def test_classify_ranks_labels_given_space_separated(photo: Path, repo: Path) ->
     assert "RANDOM WEIGHTS" in entry["weights"]
 
 
+def test_classify_takes_labels_before_the_images(photo: Path, repo: Path) -> None:
+    """`--labels egg cat photo.jpg` used to swallow the image ("give at least one image")."""
+    for args in (["--labels", "egg", "cat", str(photo)],
+                 ["--labels=egg", "cat", str(photo)],
+                 ["-l", "egg", "cat", str(photo)]):
+        result = cliprobe("classify", *args, "--model", "smoke", "--json", cwd=repo)
+        assert result.returncode == 0, (args, result.stderr)
+        [entry] = json.loads(result.stdout)
+        assert entry["image"] == str(photo)
+        assert {r["label"] for r in entry["ranking"]} == {"egg", "cat"}
+
+
+def test_labels_and_images_are_told_apart(photo: Path) -> None:
+    from cliprobe.cli import split_labels
+
+    # what click hands over for `classify --labels egg cat photo.png typo.jpg`
+    argv = ["cliprobe", "classify", "--labels", "egg", "cat", str(photo), "typo.jpg"]
+    images, labels = split_labels(argv, [Path("cat"), photo, Path("typo.jpg")], ["egg"])
+    assert images == [photo, Path("typo.jpg")] and labels == ["egg", "cat"]
+    # images first, labels after: unchanged
+    argv = ["cliprobe", "classify", str(photo), "--labels", "coffee cup", "cat"]
+    images, labels = split_labels(argv, [photo, Path("cat")], ["coffee cup"])
+    assert images == [photo] and labels == ["coffee cup", "cat"]
+
+
 def test_classify_without_weights_fails_in_one_sentence(photo: Path, repo: Path,
                                                         tmp_path: Path) -> None:
     result = cliprobe("classify", str(photo), "--labels", "cat", "egg", cwd=repo,
@@ -72,8 +97,28 @@ def test_bad_inputs_give_exit_code_2(photo: Path, repo: Path, tmp_path: Path) ->
     assert cliprobe("attack", str(photo), "--kind", "sepia", cwd=repo).returncode == 2
     unknown = cliprobe("compose", "model=ViT-X-1", "--out", str(tmp_path / "p.yaml"), cwd=repo)
     assert unknown.returncode == 2 and "ViT-B-32" in unknown.stderr
-    assert cliprobe("compose", "--check", cwd=repo).returncode in (0, 1)
     assert cliprobe("report", "--compare", "no-such-rev", cwd=tmp_path).returncode == 2
+
+
+def test_compose_check_exit_codes(repo: Path, tmp_path: Path) -> None:
+    """0 when the file equals the composition, 1 (with the remedy) when it differs."""
+    out = tmp_path / "params.yaml"
+    assert cliprobe("compose", "model=smoke", "--out", str(out), cwd=repo).returncode == 0
+    same = cliprobe("compose", "model=smoke", "--check", "--out", str(out), cwd=repo)
+    assert same.returncode == 0 and "matches" in same.stdout, same.stderr
+    other = cliprobe("compose", "model=ViT-B-16", "--check", "--out", str(out), cwd=repo)
+    assert other.returncode == 1
+    # the remedy repeats the overrides and the file: running it makes the check pass
+    assert other.stderr == (f"{out} differs from the composition of conf/ model=ViT-B-16: run "
+                            f"`cliprobe compose model=ViT-B-16 --out {out}`\n")
+    assert cliprobe("compose", "model=ViT-B-16", "--out", str(out), cwd=repo).returncode == 0
+    assert cliprobe("compose", "model=ViT-B-16", "--check", "--out", str(out),
+                    cwd=repo).returncode == 0
+    out.write_text(out.read_text() + "seed: 1\n")
+    edited = cliprobe("compose", "model=ViT-B-16", "--check", "--out", str(out), cwd=repo)
+    assert edited.returncode == 1
+    missing = cliprobe("compose", "--check", "--out", str(tmp_path / "none.yaml"), cwd=repo)
+    assert missing.returncode == 1
 
 
 def test_every_command_has_help(repo: Path) -> None:

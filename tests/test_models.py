@@ -120,4 +120,13 @@ def test_embed_stage_offline_prints_one_line_and_no_traceback(tmp_path: Path, re
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("cliprobe: error:")]
-    assert len(errors) == 1 and "ViT-B-32" in errors[0] and "model=smoke" in errors[0]
+    # the sentence a user reads: which model, which cache, why, and every way out
+    assert errors == [
+        "cliprobe: error: model 'ViT-B-32' (open_clip ViT-B-32, pretrained 'openai') has no "
+        f"weights in the cache {tmp_path / 'empty-cache'} and they cannot be downloaded (no "
+        "network): download them once on a machine with network (python -c \"import "
+        "open_clip; open_clip.create_model('ViT-B-32', pretrained='openai')\") and copy that "
+        "cache here (or point $CLIPROBE_MODEL_CACHE at it), or set "
+        "model.ViT-B-32.pretrained=/path/to/checkpoint, or run offline with the random-weight "
+        "model=smoke (`dvc exp run -S model=smoke` or `make repro OVERRIDES=model=smoke`)"
+    ]

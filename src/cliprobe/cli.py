@@ -44,7 +44,12 @@ def compose(
     if check:
         current = out.read_text() if out.is_file() else ""
         if current != text:
-            typer.echo(f"{out} differs from the composition of {conf}/: run `cliprobe compose`",
+            # the command that makes this check pass: same overrides, same files
+            command = ["cliprobe compose", *(overrides or [])]
+            command += [] if conf == Path("conf") else ["--conf", str(conf)]
+            command += [] if out == Path("params.yaml") else ["--out", str(out)]
+            typer.echo(f"{out} differs from the composition of "
+                       f"{' '.join([f'{conf}/', *(overrides or [])])}: run `{' '.join(command)}`",
                        err=True)
             raise typer.Exit(1)
         typer.echo(f"{out} matches {conf}/")
@@ -91,18 +96,34 @@ def list_options(
     typer.echo(f"manipulation functions: {', '.join(names())}")
 
 
+def _looks_like_image(token: str) -> bool:
+    """An existing file, or a name with an image suffix (a mistyped path, still an image)."""
+    from cliprobe.datasets.sources import IMAGE_SUFFIXES
+
+    return Path(token).suffix.lower() in IMAGE_SUFFIXES or Path(token).is_file()
+
+
 def split_labels(argv: list[str], images: list[Path], labels: list[str]) -> tuple[
         list[Path], list[str]]:
-    """Allow ``--labels egg cat`` (click gives options one value: the rest land in IMAGES).
+    """Allow ``--labels egg cat`` before or after the images.
 
-    Every token right after ``--labels``/``-l`` that is not an option is a label.
+    Click gives an option one value, so the other words after ``--labels`` / ``-l`` (or
+    ``--labels=egg``) land in IMAGES. Each token after the option, up to the next option, is a
+    label unless it looks like an image (:func:`_looks_like_image`): ``--labels egg cat
+    photo.jpg`` is two labels and one image.
     """
     extra: list[str] = []
     for position, token in enumerate(argv):
         if token in {"--labels", "-l"}:
-            for value in argv[position + 2:]:
-                if value.startswith("-"):
-                    break
+            following = argv[position + 2:]
+        elif token.startswith("--labels="):
+            following = argv[position + 1:]
+        else:
+            continue
+        for value in following:
+            if value.startswith("-"):
+                break
+            if not _looks_like_image(value):
                 extra.append(value)
     moved = [e for e in extra if Path(e) in images]
     return ([p for p in images if str(p) not in moved],

@@ -120,7 +120,8 @@ def _missing_weights_message(name: str, config: ModelConfig, reason: str) -> str
         f"machine with network (python -c \"import open_clip; open_clip.create_model("
         f"'{config.arch}', pretrained='{config.pretrained}')\") and copy that cache here "
         f"(or point ${CACHE_ENV} at it), or set model.{name}.pretrained=/path/to/checkpoint, "
-        "or run offline with model=smoke"
+        "or run offline with the random-weight model=smoke (`dvc exp run -S model=smoke` or "
+        "`make repro OVERRIDES=model=smoke`)"
     )
 
 
