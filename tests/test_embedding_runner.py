@@ -218,3 +218,96 @@ def test_partial_chunks_only_reused_for_the_same_manifest(
     assert resumed.resumed_chunks == 1
     reference = run(smoke_model, root, manifest, tmp_path / "ref.parquet", tmp_path / "p2", 4, 4)
     assert sha256(resumed.output) == sha256(reference.output)
+
+
+def test_a_photo_replaced_after_a_crash_is_not_taken_from_a_stale_chunk(
+    smoke_model: Any, tmp_path: Path
+) -> None:
+    """Chunks are keyed by the images' content (the manifest's sha256), not only their names:
+    a photo replaced under the same name between a crash and the rerun is embedded anew."""
+    from PIL import Image
+
+    from cliprobe.datasets.content import sha256_of
+
+    root = tmp_path / "images"
+    rows = [{"image_id": name, "path": name, "label": label}
+            for name, label in write_photos(root, 8, crop=64)]
+
+    def manifest() -> pd.DataFrame:
+        frame = pd.DataFrame(rows)
+        return build_manifest(frame.assign(sha256=[sha256_of(root / p) for p in frame["path"]]))
+
+    encode = make_image_encoder(smoke_model.model, "cpu", smoke_model.config.precision)
+    partial, output = tmp_path / "partial", tmp_path / "emb.parquet"
+    with pytest.raises(Crash):  # chunk 0 (the first 4 images) is written, then the run dies
+        run(smoke_model, root, manifest(), output, partial, 4, 4, crash_after(1, encode))
+    first = manifest()["path"].iloc[0]
+    Image.open(root / first).transpose(Image.Transpose.ROTATE_180).save(root / first)
+
+    rerun = run(smoke_model, root, manifest(), output, partial, 4, 4)
+    reference = run(smoke_model, root, manifest(), tmp_path / "ref.parquet", tmp_path / "p2", 4, 4)
+    assert rerun.resumed_chunks == 0
+    assert sha256(rerun.output) == sha256(reference.output)
+
+
+def run_with(smoke_model: Any, root: Path, manifest: pd.DataFrame, output: Path,
+             transform: Any) -> EmbedReport:
+    return embed_manifest(manifest, image_root=root, transform=transform,
+                          preprocess=smoke_model.preprocess,
+                          encode=make_image_encoder(smoke_model.model, "cpu", "fp32"),
+                          embed_dim=smoke_model.embed_dim, output=output,
+                          partial_root=output.parent / "partial", metadata=METADATA,
+                          batch_size=4, num_workers=0, chunk_size=4,
+                          description="smoke/photos/buggy")
+
+
+def test_a_manipulation_that_raises_fails_the_stage_naming_image_and_manipulation(
+    smoke_model: Any, tmp_path: Path
+) -> None:
+    """A bug in a manipulation is not a smaller n_images: the stage stops and says where."""
+    from cliprobe.embedding.reader import ManipulationFailed
+
+    root = tmp_path / "images"
+    rows = [{"image_id": name, "path": name, "label": label}
+            for name, label in write_photos(root, 6, crop=48)]
+    manifest = build_manifest(pd.DataFrame(rows))
+    victim = manifest["image_id"].iloc[2]
+
+    def buggy(image: Any, context: Any) -> Any:
+        if context.image_id == victim:
+            raise ZeroDivisionError("division by zero")
+        return image
+
+    output = tmp_path / "emb.parquet"
+    with pytest.raises(ManipulationFailed) as raised:
+        run_with(smoke_model, root, manifest, output, buggy)
+    message = str(raised.value)
+    assert "smoke/photos/buggy" in message  # the cell, hence the manipulation
+    assert repr(victim) in message
+    assert "ZeroDivisionError: division by zero" in message
+    assert "test_embedding_runner.py:" in message  # where it was raised
+    assert "ManipulationNotApplicable" in message  # the remedy for images it cannot handle
+    assert not output.exists()
+
+
+def test_a_declined_image_is_counted_apart_from_unreadable_ones(
+    dataset: Dataset, smoke_model: Any, tmp_path: Path
+) -> None:
+    from cliprobe.io.embeddings import NOT_APPLICABLE, UNREADABLE
+    from cliprobe.manipulations import ManipulationNotApplicable
+
+    manifest = dataset.manifest
+    declined = next(i for i in manifest["image_id"] if i.startswith("good/"))
+
+    def picky(image: Any, context: Any) -> Any:
+        if context.image_id == declined:
+            raise ManipulationNotApplicable("too small for this manipulation")
+        return image
+
+    report = run_with(smoke_model, dataset.root, manifest, tmp_path / "emb.parquet", picky)
+    kinds = {s["image_id"]: s["kind"] for s in report.skipped}
+    reasons = {s["image_id"]: s["reason"] for s in report.skipped}
+    assert kinds.pop(declined) == NOT_APPLICABLE
+    assert reasons[declined] == "manipulation not applicable: too small for this manipulation"
+    unreadable = {case.image_id for case in dataset.bad if not case.loads}
+    assert kinds == dict.fromkeys(unreadable, UNREADABLE)

@@ -1,9 +1,10 @@
 """End to end: the real DVC pipeline with the smoke model, and the four caching guarantees.
 
-1. a second `dvc repro` runs no stage;
+1. a second `dvc repro` runs no stage but the scan of local inputs (always run, cheap);
 2. changing one manipulation's parameter re-runs only that manipulation's cells (and the
    aggregate / plot stages), never the clean embeddings;
 3. adding a dataset runs only its cells;
+   and replacing one photo of that (user's) folder re-runs exactly that dataset's stages;
 4. model A -> B -> A through `dvc exp run -S` (DVC's own Hydra composition): the return to A
    runs no embedding.
 """
@@ -43,7 +44,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
 def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     first = _repro(project, BASE)
     assert first == {
-        "fetch@sample", "embed@smoke-sample", "manipulate@smoke-sample-blurred",
+        "scan", "fetch@sample", "embed@smoke-sample", "manipulate@smoke-sample-blurred",
         "manipulate@smoke-sample-cropped", "manipulate@smoke-sample-grey",
         "classifier@smoke-sample", "captions@smoke-sample", "score_original@smoke-sample",
         "score@smoke-sample-blurred", "score@smoke-sample-cropped", "score@smoke-sample-grey",
@@ -60,12 +61,12 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     table = (project / "metrics" / "seed001_table.csv").read_text().splitlines()
     assert table[0] == "model,dataset,original,blurred,cropped,grey"
 
-    # 1. nothing changed: nothing runs
-    assert _repro(project, BASE) == set()
+    # 1. nothing changed: nothing runs (the scan finds the same listing)
+    assert _repro(project, BASE) == {"scan"}
 
     # 2. one manipulation's parameter: only its cells, plus aggregate and plot
     changed = _repro(project, [*BASE, "manipulation.blurred.sigma=1.5"])
-    assert changed == {"manipulate@smoke-sample-blurred", "score@smoke-sample-blurred",
+    assert changed == {"scan", "manipulate@smoke-sample-blurred", "score@smoke-sample-blurred",
                        "aggregate", "words", "plot", "report"}
 
     # 3. a new dataset: only its cells (and the aggregate / plot)
@@ -80,10 +81,11 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
         views = [pixels, pixels[::-1], pixels[:, ::-1], pixels[20:-20, 30:-30]]
         for i, view in enumerate(views):
             Image.fromarray(view.copy()).save(folder / label / f"{i}.png")
-    added = _repro(project, [*BASE, "manipulation.blurred.sigma=1.5", "+dataset=image_folder",
-                             f"dataset.image_folder.source.path={folder}"])
+    with_folder = [*BASE, "manipulation.blurred.sigma=1.5", "+dataset=image_folder",
+                   f"dataset.image_folder.source.path={folder}"]
+    added = _repro(project, with_folder)
     assert added == {
-        "fetch@image_folder", "embed@smoke-image_folder",
+        "scan", "fetch@image_folder", "embed@smoke-image_folder",
         "manipulate@smoke-image_folder-blurred", "manipulate@smoke-image_folder-cropped",
         "manipulate@smoke-image_folder-grey", "classifier@smoke-image_folder",
         "captions@smoke-image_folder",
@@ -91,6 +93,29 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
         "score@smoke-image_folder-cropped", "score@smoke-image_folder-grey",
         "aggregate", "words", "plot", "report",
     }
+    before = json.loads((project / "metrics" / "summary.json").read_text())
+
+    # 4. one photo of the user's folder replaced under the same name: that dataset's stages
+    # re-run (its classifier too: the manifest lists the new bytes), `sample`'s do not
+    Image.fromarray(data.coffee()[::-1].copy()).save(folder / "cat" / "0.png")
+    replaced = _repro(project, with_folder)
+    assert replaced == {
+        "scan", "fetch@image_folder", "embed@smoke-image_folder",
+        "manipulate@smoke-image_folder-blurred", "manipulate@smoke-image_folder-cropped",
+        "manipulate@smoke-image_folder-grey", "classifier@smoke-image_folder",
+        "score_original@smoke-image_folder", "score@smoke-image_folder-blurred",
+        "score@smoke-image_folder-cropped", "score@smoke-image_folder-grey",
+        "aggregate", "words", "plot", "report",
+    }
+    after = json.loads((project / "metrics" / "summary.json").read_text())
+    assert after["smoke"]["sample"] == before["smoke"]["sample"]
+    assert after["smoke"]["image_folder"] != before["smoke"]["image_folder"]
+    # 5. and a photo deleted: the same stages again
+    (folder / "astronaut" / "3.png").unlink()
+    deleted = _repro(project, with_folder)
+    assert deleted == replaced
+    summary = json.loads((project / "metrics" / "summary.json").read_text())
+    assert summary["smoke"]["image_folder"]["original"]["n_images"] == 11
 
 
 def test_model_switch_back_runs_no_embedding(project: Path) -> None:

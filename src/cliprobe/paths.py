@@ -8,7 +8,16 @@ DATA = Path("data")
 METRICS = Path("metrics")
 PLOTS = Path("plots")
 PARTIAL = DATA / ".partial"
+#: sha256 digests remembered by file stat (not tracked; see cliprobe.datasets.content)
+DIGEST_CACHE = DATA / "cache" / "content"
+#: the scan stage's listings of each dataset's local inputs
+INPUTS = DATA / "inputs"
 CLEAN = "original"
+
+
+def input_listing_path(dataset: str) -> Path:
+    """The scan stage's listing (path, size, sha256) of what the fetch stage reads locally."""
+    return INPUTS / f"{dataset}.json"
 
 
 def raw_dir(dataset: str) -> Path:

@@ -3,6 +3,7 @@ pickle pinned by its sha256 (and a .mat twin), the restricted unpickler, and the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -162,3 +163,7 @@ def test_the_fetch_stage_subsamples_and_writes_a_uniform_manifest(
                      for p in (work / "data" / "raw" / "roxford5k").rglob("*") if p.is_file())
     assert on_disk == sorted(manifest["path"])
     assert info["license"] == "research use" and info["subsample"]["classes"] == 2
+    # the content of every image, what the embedding stages depend on and key chunks by
+    raw = work / "data" / "raw" / "roxford5k"
+    assert list(manifest["sha256"]) == [hashlib.sha256((raw / p).read_bytes()).hexdigest()
+                                        for p in manifest["path"]]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
+import corruption_reference
 import numpy as np
 import pytest
 import yaml
@@ -12,13 +15,14 @@ from PIL import Image
 from cliprobe.config.loading import manipulation_params
 from cliprobe.embedding.reader import manipulation_transform
 from cliprobe.errors import ConfigError
-from cliprobe.manipulations import get, names
+from cliprobe.manipulations import ManipulationNotApplicable, get, names
 from cliprobe.manipulations.corruptions import (
     ALL_CORRUPTIONS,
     EXTRA_CORRUPTIONS,
     IMAGENET_C_CORRUPTIONS,
     CorruptionParams,
     _to_rgb8,
+    corrupt,
     imagenet_c_construction,
     registry_name,
 )
@@ -138,9 +142,10 @@ def test_tiny_images(corruption: str, side: int) -> None:
     # the original construction upsamples to 224x224 first: every corruption works
     out = _transform(corruption, CorruptionParams(severity=5))(tiny, "tiny")
     assert out.size == (224, 224)
-    # at full resolution the library's 32-pixel limit is a clear ValueError (a logged skip)
+    # at full resolution the library's 32-pixel limit declines the image (counted, not a bug)
     full = CorruptionParams(severity=5, construction="full_resolution")
-    with pytest.raises(ValueError, match=r"at least 32x32 pixels.*construction=imagenet_c"):
+    with pytest.raises(ManipulationNotApplicable,
+                       match=r"at least 32x32 pixels.*construction=imagenet_c"):
         _transform(corruption, full)(tiny, "tiny")
 
 
@@ -150,12 +155,12 @@ def test_greyscale_and_alpha_inputs_become_rgb(photo: Image.Image) -> None:
         assert out.mode == "RGB" and out.size == (224, 224)
 
 
-def test_float_output_is_clipped_and_rounded() -> None:
+def test_float_output_is_clipped_and_truncated_as_the_library_does() -> None:
     result = np.array([[[-3.0, 127.5, 128.5], [254.6, 255.4, 300.0]]])
     out = np.asarray(_to_rgb8(result, (2, 1), "test"))
     assert out.dtype == np.uint8
-    np.testing.assert_array_equal(out, [[[0, 128, 128], [255, 255, 255]]])  # half to even
-    with pytest.raises(ValueError, match="non-finite"):
+    np.testing.assert_array_equal(out, [[[0, 127, 128], [254, 255, 255]]])  # np.uint8(x)
+    with pytest.raises(ManipulationNotApplicable, match="non-finite"):
         _to_rgb8(np.full((1, 1, 3), np.nan), (1, 1), "test")
     with pytest.raises(ValueError, match="shape"):
         _to_rgb8(np.zeros((2, 2, 3)), (1, 1), "test")
@@ -196,3 +201,36 @@ def test_conf_file_nests_itself_and_validates(corruption: str) -> None:
     assert manipulation_params(corruption, registry_name(corruption), entry) == CorruptionParams(
         severity=3, construction="imagenet_c"
     )
+
+
+# --- byte for byte: the library's own output, and its digests pinned ------------------------
+
+REFERENCE = json.loads((Path(__file__).parent / "corruption_digests.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference_image() -> Image.Image:
+    return corruption_reference.test_image()
+
+
+@pytest.mark.parametrize("severity", corruption_reference.SEVERITIES)
+@pytest.mark.parametrize("corruption", ALL_CORRUPTIONS)
+def test_pixels_equal_the_library_and_its_pinned_digest(
+    reference_image: Image.Image, corruption: str, severity: int
+) -> None:
+    """cliprobe's corruption of an image equals ``imagecorruptions.corrupt`` of the same image
+    with the same seed, byte for byte; and that output's sha256 is the one recorded with the
+    library versions in corruption_digests.json, so an upgrade that changes pixels fails here
+    (re-pin deliberately with corruption_reference.py)."""
+    seed = corruption_reference.seed_of(corruption, severity)
+    expected = corruption_reference.library_output(reference_image, corruption, severity, seed)
+    np.random.seed(seed)  # the contract of corrupt(): numpy's global RNG seeded per image
+    ours = corrupt(reference_image, corruption,
+                   CorruptionParams(severity=severity, construction="full_resolution"))
+    assert np.asarray(ours).shape == expected.shape == (224, 224, 3)
+    assert np.asarray(ours).tobytes() == expected.tobytes()
+    digest = hashlib.sha256(expected.tobytes()).hexdigest()
+    pinned = REFERENCE["sha256"][f"{corruption}_s{severity}"]
+    assert digest == pinned, (
+        f"imagecorruptions' {corruption} at severity {severity} changed its pixels; pinned with "
+        f"{REFERENCE['versions']}, now {corruption_reference.versions()}")

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from cliprobe.config.loading import manipulation_params
 from cliprobe.errors import ConfigError
-from cliprobe.manipulations import ImageContext, get
+from cliprobe.manipulations import ImageContext, ManipulationNotApplicable, get
 from cliprobe.manipulations.typographic import (
     FONT_FILES,
     PROTOCOL_COLOURS,
@@ -178,7 +178,7 @@ def test_the_recorded_word_box_holds_all_the_ink_and_touches_it(construction: st
 
 
 def test_a_single_class_dataset_cannot_be_attacked() -> None:
-    with pytest.raises(ValueError, match="only one class"):
+    with pytest.raises(ManipulationNotApplicable, match="only one class"):
         _typographic(Image.new("RGB", (64, 64)), "i", classes=("apple",))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -108,12 +108,14 @@ class SampleSource(StrictModel):
     """The built-in sample: photos shipped inside scikit-image and scikit-learn wheels."""
 
     kind: Literal["sample"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ()
 
 
 class ImageFolderSource(StrictModel):
     """A folder of class sub-folders, or a flat folder plus a ``path,label`` CSV."""
 
     kind: Literal["image_folder"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("path", "labels_csv")
     path: str
     labels_csv: str | None = None
 
@@ -134,6 +136,7 @@ class TypographicInTheWildSource(StrictModel):
     """
 
     kind: Literal["typographic_in_the_wild"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("local_dir",)
     local_dir: str | None = Field(
         default=None, description="a local folder of <object>-<word>.jpg photos; null = download"
     )
@@ -197,6 +200,7 @@ class KaggleSource(DownloadOptions):
     """A Kaggle dataset of class sub-folders, through the official Kaggle API (or a local copy)."""
 
     kind: Literal["kaggle"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("local_dir",)
     dataset: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
                          description="owner/slug on kaggle.com")
     version: int | None = Field(default=None, ge=1, description="dataset version; null = the "
@@ -217,6 +221,7 @@ class ArchiveSource(DownloadOptions):
     """
 
     kind: Literal["archive"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("archive_path", "local_dir")
     url: str | None = Field(default=None, description="http(s) URL or gdrive:<file id>")
     sha256: SHA256 | None = None
     md5: MD5 | None = None
@@ -260,6 +265,7 @@ class OxfordParisSource(DownloadOptions):
     """
 
     kind: Literal["oxford_paris"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("local_dir",)
     images: list[RemoteFile] = Field(min_length=1)
     gnd: RemoteFile
     local_dir: str | None = Field(default=None, description="a folder holding the images (any "
@@ -298,6 +304,7 @@ class TorchvisionSource(StrictModel):
     """A torchvision dataset, downloaded by torchvision into the cache, written out as files."""
 
     kind: Literal["torchvision"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("local_dir",)
     cache_dir: str | None = Field(
         default=None, description="cache; null = $CLIPROBE_DATA_CACHE, else <user cache "
         "dir>/cliprobe (torchvision downloads into <cache>/torchvision)",
@@ -324,6 +331,7 @@ class ImageNetSource(DownloadOptions):
     """
 
     kind: Literal["imagenet"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("archive_dir", "local_dir")
     variant: Literal["val", "v2", "r", "a", "sketch"]
     url: str | None = None
     sha256: SHA256 | None = None
@@ -339,6 +347,7 @@ class UrlListSource(DownloadOptions):
     """A CSV of image URLs and labels (``url,label``, optional ``sha256`` and ``file``)."""
 
     kind: Literal["url_list"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("csv", "local_dir")
     csv: str = Field(min_length=1, description="path of the CSV")
     concurrency: int = Field(default=8, ge=1, le=64, description="downloads at once")
     local_dir: str | None = Field(default=None, description="a folder already holding the "
@@ -453,6 +462,13 @@ class DatasetConfig(StrictModel):
         default=None, description="the prompt set (conf/prompts) this dataset is usually "
         "evaluated with; informative, select it with prompts=<name>",
     )
+
+    def local_inputs(self) -> dict[str, str]:
+        """``source.<field>`` -> path of every file or folder on this machine the fetch stage
+        reads (the source's ``LOCAL_INPUTS`` that are set): what the scan stage lists by
+        content, so a photo added, replaced or deleted there re-runs this dataset's cells."""
+        return {f"source.{name}": value for name in self.source.LOCAL_INPUTS
+                if (value := getattr(self.source, name)) is not None}
 
 
 class ManipulationConfig(BaseModel):

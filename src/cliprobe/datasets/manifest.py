@@ -2,7 +2,9 @@
 
 Columns: ``image_id`` (stable, unique, the image's path inside the dataset's raw folder),
 ``path`` (same, relative to the raw folder), ``label`` (class name), ``class_index`` (index
-into the sorted class names) and ``split``. Source-specific columns may follow.
+into the sorted class names) and ``split``. Source-specific columns may follow, and the fetch
+stage adds ``sha256``, the digest of the image's bytes (what DVC and the resumable chunks see of
+the image's content).
 
 Images of a caption dataset have no class: their ``label`` is ``""``, and the dataset's
 vocabulary (``words`` in the file's info) stands in for class names where a stage needs them

@@ -47,7 +47,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cliprobe.datasets.captions import WORDS_COLUMN
-from cliprobe.embedding.reader import ImageStep, Item, ManifestImages
+from cliprobe.embedding.reader import ImageStep, Item, ManifestImages, raise_failure
 from cliprobe.embedding.runner import (
     EmbedReport,
     chunk_batches,
@@ -185,7 +185,7 @@ def _load_units(batch: dict[str, np.ndarray], spec: _LoadSpec) -> dict[str, np.n
         row, column = row_of[unit], slot[unit]
         slot[unit] += 1
         positions[row, column] = int(batch["position"][k])
-        reasons[row].append(item.skip_reason or "")
+        reasons[row].append([item.skip_reason or "", item.skip_kind, item.failure])
         infos[row].append(item.info)
         if item.tensor is not None:
             ok[row, column] = True
@@ -455,7 +455,9 @@ def _run(
                     raise RuntimeError(f"{description}: Ray returned manifest row {position} "
                                        "twice")
                 ok = bool(batch["ok"][unit][column])
-                item = Item(position, None, None if ok else reasons[column], infos[column])
+                reason, kind, failure = reasons[column]
+                item = Item(position, None, None if ok else reason, infos[column], kind, failure)
+                raise_failure(item, str(frame.at[position, "image_id"]), description)
                 bucket[position] = (item, batch["vectors"][unit][column] if ok else None)
                 progress.update(1)
         for chunk in [c for c, bucket in buffers.items()

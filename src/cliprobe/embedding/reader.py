@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,15 @@ import pandas as pd
 from PIL import Image
 
 from cliprobe.datasets.captions import WORDS_COLUMN
+from cliprobe.errors import CliprobeError
 from cliprobe.images import ImageSkipped, load_rgb
-from cliprobe.manipulations.registry import ImageContext, Manipulated, Manipulation
+from cliprobe.io.embeddings import NOT_APPLICABLE, UNREADABLE
+from cliprobe.manipulations.registry import (
+    ImageContext,
+    Manipulated,
+    Manipulation,
+    ManipulationNotApplicable,
+)
 from cliprobe.seeding import image_rng, legacy_seed
 
 #: (image, context) -> manipulated image, optionally with per-image info
@@ -55,12 +63,41 @@ def manipulation_transform(
 
 @dataclass
 class Item:
-    """One manifest row after loading: a preprocessed tensor, or the reason it was skipped."""
+    """One manifest row after loading: a preprocessed tensor, or why there is none.
+
+    ``skip_reason`` (with ``skip_kind`` :data:`UNREADABLE` or :data:`NOT_APPLICABLE`) leaves
+    the image out of the cell; ``failure`` means the manipulation raised on a valid image, and
+    the caller must stop the stage with it (:func:`raise_failure`).
+    """
 
     position: int
     tensor: Any | None
     skip_reason: str | None
     info: str = ""
+    skip_kind: str = UNREADABLE
+    failure: str | None = None
+
+
+class ManipulationFailed(CliprobeError):
+    """A manipulation raised on a valid image: a bug to fix, not an image to skip."""
+
+
+def raise_failure(item: Item, image_id: str, description: str) -> None:
+    """Stop the stage when ``item`` records a manipulation failure (no-op otherwise)."""
+    if item.failure is not None:
+        raise ManipulationFailed(
+            f"{description}: the manipulation failed on image {image_id!r} with "
+            f"{item.failure}. Unreadable images are skipped, but this image is valid: fix the "
+            "manipulation, or make it raise ManipulationNotApplicable for images it cannot "
+            "handle (they are then counted as n_not_applicable)"
+        )
+
+
+def _describe_error(error: Exception) -> str:
+    """``ValueError: message (at module.py:42)``: the exception and where it was raised."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
 
 
 def excluded_words(manifest: pd.DataFrame) -> list[tuple[str, ...]]:
@@ -83,9 +120,11 @@ def image_contexts(manifest: pd.DataFrame, class_names: Sequence[str]) -> list[I
 class ManifestImages:
     """Map-style dataset over manifest rows: load -> manipulate -> preprocess.
 
-    Never raises for a bad image: the item carries a skip reason instead, so one broken file
-    cannot stop a stage of 50,000 images. ``class_names`` (what a context-aware manipulation
-    picks words from) defaults to the manifest's sorted labels.
+    Never raises: an unreadable image or one the manipulation declines carries a skip reason,
+    so one broken file cannot stop a stage of 50,000 images; a manipulation that raises on a
+    valid image carries the failure, which the runner turns into the stage's error (raising in
+    a DataLoader worker or a Ray task would bury it in their wrappers). ``class_names`` (what a
+    context-aware manipulation picks words from) defaults to the manifest's sorted labels.
     """
 
     def __init__(
@@ -117,8 +156,11 @@ class ManifestImages:
                                self.excluded[position])
         try:
             result = self.transform(image, context)
-        except Exception as error:
-            return Item(position, None, f"manipulation failed: {type(error).__name__}: {error}")
+        except ManipulationNotApplicable as declined:
+            return Item(position, None, f"manipulation not applicable: {declined}",
+                        skip_kind=NOT_APPLICABLE)
+        except Exception as error:  # reported by the caller, which stops the stage
+            return Item(position, None, None, failure=_describe_error(error))
         if not isinstance(result, Manipulated):
             result = Manipulated(result)
         manipulated = result.image if result.image.mode == "RGB" else result.image.convert("RGB")

@@ -18,7 +18,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from cliprobe.datasets.captions import WORDS_COLUMN
-from cliprobe.embedding.reader import ImageStep, Item, ManifestImages, collate_items
+from cliprobe.embedding.reader import (
+    ImageStep,
+    Item,
+    ManifestImages,
+    collate_items,
+    raise_failure,
+)
 from cliprobe.embedding.writer import ChunkStore, partial_key
 from cliprobe.errors import DataError
 
@@ -79,10 +85,14 @@ def open_chunks(
             "check the dataset's source and rerun its fetch stage"
         )
     # Chunks store labels and class indices, and their vectors depend on the files read: a
-    # manifest relabelled or re-pointed after a killed run must not reuse the old chunks.
+    # manifest relabelled, re-pointed or listing other bytes (a photo replaced under the same
+    # name) after a killed run must not reuse the old chunks.
+    contents = ([str(s) for s in frame["sha256"]] if "sha256" in frame
+                else [None] * len(frame))
     key = partial_key({"metadata": metadata, "chunk_size": chunk_size,
                        "ids": [str(i) for i in frame["image_id"]],
                        "paths": [str(p) for p in frame["path"]],
+                       "sha256": contents,
                        "labels": [str(label) for label in frame["label"]],
                        "class_indices": [int(c) for c in frame["class_index"]],
                        **({"words": [str(w) for w in frame[WORDS_COLUMN]]}
@@ -162,6 +172,8 @@ def embed_manifest(
     progress = tqdm(total=sum(len(b) for b in batches), desc=description, unit="img",
                     disable=None, mininterval=1.0)
     for batch in loader:
+        for item in batch:
+            raise_failure(item, str(frame.at[item.position, "image_id"]), description)
         usable = [item for item in batch if item.tensor is not None]
         vectors = encode(torch.stack([item.tensor for item in usable])) if usable else None
         row = 0
@@ -193,7 +205,8 @@ def flush_chunk(
     kept = [(item, vector) for item, vector in entries if vector is not None]
     positions = [item.position for item, _ in kept]
     skipped = [
-        {"image_id": str(frame.at[item.position, "image_id"]), "reason": item.skip_reason or ""}
+        {"image_id": str(frame.at[item.position, "image_id"]), "reason": item.skip_reason or "",
+         "kind": item.skip_kind}
         for item, vector in entries
         if vector is None
     ]

@@ -3,7 +3,8 @@
 Columns: ``image_id`` (string), ``label`` (string), ``class_index`` (int64), ``info`` (JSON
 string of per-image facts a manipulation recorded, e.g. the word it wrote; "" when none) and
 ``embedding`` (fixed-size list of float32, L2-normalised). The file's ``cliprobe`` metadata
-(JSON) holds the provenance, ``n_images``, ``n_skipped`` and the skipped images with reasons.
+(JSON) holds the provenance, ``n_images``, ``n_skipped`` and the skipped images with reasons
+and kind (:data:`UNREADABLE`, or :data:`NOT_APPLICABLE` for an image the manipulation declined).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 METADATA_KEY = b"cliprobe"
+#: Kinds of skipped image: not a readable, valid image (``load_rgb`` refused it) ...
+UNREADABLE = "unreadable"
+#: ... or one the manipulation declined (``ManipulationNotApplicable``).
+NOT_APPLICABLE = "not_applicable"
 
 
 def vectors_to_column(vectors: np.ndarray) -> pa.FixedSizeListArray:

@@ -18,9 +18,11 @@ from cliprobe.manipulations.registry import (
     ImageContext,
     Manipulated,
     Manipulation,
+    ManipulationNotApplicable,
     get,
     names,
     register,
 )
 
-__all__ = ["ImageContext", "Manipulated", "Manipulation", "get", "names", "register"]
+__all__ = ["ImageContext", "Manipulated", "Manipulation", "ManipulationNotApplicable", "get",
+           "names", "register"]

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from cliprobe.manipulations.registry import ManipulationFn, register
+from cliprobe.manipulations.registry import ManipulationFn, ManipulationNotApplicable, register
 
 #: The 15 corruptions of the benchmark, in the paper's (and SPEC §5's) order.
 IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (
@@ -106,7 +106,12 @@ def imagenet_c_construction(image: Image.Image) -> Image.Image:
 
 
 def _to_rgb8(result: Any, size: tuple[int, int], corruption: str) -> Image.Image:
-    """The library's output (float array in [0, 255] or PIL image) as 8-bit RGB PIL."""
+    """The library's output (float array in [0, 255] or PIL image) as 8-bit RGB PIL.
+
+    Converted as ``imagecorruptions.corrupt`` and Hendrycks's ImageNet-C script convert it,
+    ``np.uint8(x)``, which truncates (182.9 -> 182), so the pixels are the library's own, byte
+    for byte; values outside [0, 255] (which ``np.uint8`` would wrap) are clipped first.
+    """
     pixels = np.asarray(result)
     if pixels.ndim == 2:
         pixels = np.stack([pixels] * 3, axis=-1)
@@ -120,8 +125,9 @@ def _to_rgb8(result: Any, size: tuple[int, int], corruption: str) -> Image.Image
         pixels = pixels.astype(np.float64)
         if not np.isfinite(pixels).all():
             # e.g. spatter divides by the maximum of an all-zero layer on very small images
-            raise ValueError(f"{corruption} produced non-finite pixels on a {width}x{height} image")
-        pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+            raise ManipulationNotApplicable(
+                f"{corruption} produced non-finite pixels on a {width}x{height} image")
+        pixels = np.clip(pixels, 0, 255).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(pixels))
 
 
@@ -129,8 +135,9 @@ def corrupt(image: Image.Image, corruption: str, params: CorruptionParams) -> Im
     """Apply one ImageNet-C corruption; reads numpy's global RNG (seed it first).
 
     Returns an 8-bit RGB image: 224x224 with ``construction="imagenet_c"``, the input's size
-    with ``"full_resolution"``. Raises ``ValueError`` when the image is too small for the
-    library (full resolution under 32 pixels) or the library's output is unusable.
+    with ``"full_resolution"``. Raises :class:`ManipulationNotApplicable` when the image is too
+    small for the library (full resolution under 32 pixels) or the library's output on it is
+    not finite, and ``ValueError`` when the library returns another shape (a bug).
     """
     from imagecorruptions import corruption_dict  # slow: numba, cv2, skimage
 
@@ -140,7 +147,7 @@ def corrupt(image: Image.Image, corruption: str, params: CorruptionParams) -> Im
     if params.construction == "imagenet_c":
         rgb = imagenet_c_construction(rgb)
     elif min(rgb.size) < MIN_SIDE:
-        raise ValueError(
+        raise ManipulationNotApplicable(
             f"{corruption} needs an image of at least {MIN_SIDE}x{MIN_SIDE} pixels, got "
             f"{rgb.size[0]}x{rgb.size[1]}; use construction=imagenet_c (resizes to 224x224)"
         )

@@ -12,6 +12,11 @@ attack writes a class name other than the true one):
 - the function may return :class:`Manipulated` (image + per-image ``info``) instead of an
   image; ``info`` (JSON-serialisable, e.g. ``{"word": "dog", "word_label": "dog"}``) is stored
   with the image's embedding so the scores can use it.
+
+A manipulation that cannot apply to a particular image (too small for a corruption, no room
+for the text) says so by raising :class:`ManipulationNotApplicable`: the image is left out of
+the cell and counted as ``n_not_applicable``. Any other exception is a bug and fails the stage,
+naming the image and the manipulation: it never becomes a silently smaller ``n_images``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ from pydantic import BaseModel, ConfigDict
 P = TypeVar("P", bound=BaseModel)
 
 ManipulationFn = Callable[..., "Image.Image | Manipulated"]
+
+
+class ManipulationNotApplicable(Exception):
+    """This manipulation cannot apply to this image; the message says why.
+
+    The image is left out of the cell, listed with the reason and counted separately from
+    unreadable images (``n_not_applicable`` in the cell's metrics).
+    """
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,12 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cliprobe.manipulations.registry import ImageContext, Manipulated, register
+from cliprobe.manipulations.registry import (
+    ImageContext,
+    Manipulated,
+    ManipulationNotApplicable,
+    register,
+)
 
 #: The protocol's eight colours (PIL colour names, so "green" is #008000 as in the original).
 PROTOCOL_COLOURS: tuple[str, ...] = (
@@ -198,7 +203,7 @@ def typographic(
     excluded = {context.label, *context.excluded_words}
     candidates = [name for name in context.class_names if name not in excluded]
     if not candidates:
-        raise ValueError(
+        raise ManipulationNotApplicable(
             f"typographic needs a class other than the image's own ({context.label!r}); the "
             "dataset has only one class" if not context.excluded_words else
             "typographic found no vocabulary word that the image's captions do not use; "
@@ -228,7 +233,8 @@ def typographic(
         if right - left < width and bottom - top < height:
             break
         if size == 1:
-            raise ValueError(f"the text {word!r} does not fit a {width}x{height} image")
+            raise ManipulationNotApplicable(
+                f"the text {word!r} does not fit a {width}x{height} image")
         size -= 1
     x = int(rng.integers(0, width - (right - left) + 1))
     y = int(rng.integers(0, height - (bottom - top) + 1))

@@ -101,6 +101,7 @@ def long_table(cells: list[dict[str, Any]]) -> pd.DataFrame:
                          "value": estimate["value"], "ci_low": estimate["ci_low"],
                          "ci_high": estimate["ci_high"], "n_images": cell["n_images"],
                          "n_skipped": cell["n_skipped"],
+                         "n_not_applicable": cell.get("n_not_applicable", 0),
                          "random_weights": is_random(cell)})
     return pd.DataFrame(rows)
 
@@ -158,6 +159,7 @@ def summary_tree(cells: list[dict[str, Any]]) -> dict[str, Any]:
         leaf[key["manipulation"]] = {
             **{name: estimate["value"] for name, estimate in cell["metrics"].items()},
             "n_images": cell["n_images"], "n_skipped": cell["n_skipped"],
+            "n_not_applicable": cell.get("n_not_applicable", 0),
         }
     return tree
 

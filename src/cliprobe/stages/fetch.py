@@ -1,4 +1,8 @@
-"""Stage fetch@<dataset>: materialise a dataset's images and write its manifest."""
+"""Stage fetch@<dataset>: materialise a dataset's images and write its manifest.
+
+The manifest records the sha256 of every image (``sha256`` column): the embedding stages depend
+on the manifest rather than on the image folder, and key their resumable chunks by it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 
 from cliprobe import paths
 from cliprobe.datasets.captions import captions_table, write_captions
+from cliprobe.datasets.content import DigestCache
 from cliprobe.datasets.manifest import build_manifest, write_manifest
 from cliprobe.datasets.sources import materialise
 from cliprobe.datasets.subsample import subsample
@@ -34,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     # Swap the folder in only when complete: a killed fetch never leaves half a dataset.
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
+    # digests the scan stage computed for the files linked here are found by inode, not re-read
+    digests = DigestCache(paths.DIGEST_CACHE / f"{args.dataset}.json")
+    rows = rows.assign(sha256=[digests.sha256(target / path) for path in rows["path"]])
     # a caption dataset's captions go to the companion table (every dataset gets one)
     captions = captions_table(zip(rows["image_id"], rows["captions"], strict=True)
                               if "captions" in rows else [])

@@ -27,7 +27,7 @@ from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import atomic_path, write_json
 from cliprobe.io.caption_embeddings import read_caption_embeddings
 from cliprobe.io.classifier import read_classifier
-from cliprobe.io.embeddings import read_embeddings, vectors_to_column
+from cliprobe.io.embeddings import NOT_APPLICABLE, read_embeddings, vectors_to_column
 from cliprobe.metrics import retrieval as rm
 from cliprobe.provenance import package_versions
 from cliprobe.scores import probe
@@ -162,15 +162,20 @@ def main(argv: list[str] | None = None) -> None:
     if is_original and not probe_file.is_file():  # the manipulated cells depend on it
         probe.save_skipped(probe_file, probe_info["skipped"])
     total = gallery.metadata["n_images"] + gallery.metadata["n_skipped"]
+    # images the manipulation declined are counted apart from unreadable ones
+    declined = sorted({s["image_id"] for s in meta.get("skipped", [])
+                       if s.get("kind") == NOT_APPLICABLE})
     report = {
         "cell": {"model": args.model, "dataset": args.dataset, "manipulation": args.manipulation,
                  "function": meta.get("function"), "params": meta.get("params")},
         "provenance": {**{key: meta.get(key) for key in PROVENANCE_KEYS},
                        "versions": package_versions()},
         "n_images": len(per_image),
-        "n_skipped": int(total - len(per_image)),
+        "n_skipped": int(total - len(per_image) - len(declined)),
+        "n_not_applicable": len(declined),
         "skipped": sorted({*(s["image_id"] for s in gallery.metadata["skipped"]),
-                           *(s["image_id"] for s in meta.get("skipped", []))}),
+                           *(s["image_id"] for s in meta.get("skipped", []))} - set(declined)),
+        "not_applicable": declined,
         "retrieval": {"gallery": "clean gallery of the dataset", "gallery_size": len(gallery),
                       **retrieval_facts, "settings": params.retrieval.model_dump()},
         "zeroshot": zeroshot_info,
