@@ -10,9 +10,20 @@ import numpy as np
 
 
 def _best(similarities: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k largest similarities; ties go to the smaller gallery index."""
+    """Per row, the k largest similarities, best first; ties go to the smaller gallery index.
+
+    ``argpartition`` alone picks an arbitrary subset of the items tied at the k-th value, so
+    rows with more tied candidates than places are settled by a full (similarity, index) sort
+    of their candidates. Such rows are rare with real embeddings (duplicate images).
+    """
     if similarities.shape[1] > k:
         part = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(similarities, part, axis=1).min(axis=1)
+        candidates = similarities >= kth[:, None]
+        for row in np.flatnonzero(candidates.sum(axis=1) > k):
+            columns = np.flatnonzero(candidates[row])
+            ranked = np.lexsort((indices[row, columns], -similarities[row, columns]))
+            part[row] = columns[ranked[:k]]
         similarities = np.take_along_axis(similarities, part, axis=1)
         indices = np.take_along_axis(indices, part, axis=1)
     order = np.lexsort((indices, -similarities), axis=1)
@@ -30,7 +41,8 @@ def top_k(
     """Indices ``(Q, k)`` int64 and inner-product similarities ``(Q, k)`` float32 of the top k.
 
     Vectors are expected L2-normalised, so similarity is cosine. Rows are sorted by decreasing
-    similarity.
+    similarity; equal similarities by increasing gallery index, also among the items tied at
+    the k-th place.
     """
     if k > len(gallery):
         raise ValueError(f"k={k} is larger than the gallery ({len(gallery)} items)")
