@@ -60,3 +60,68 @@ def test_pca_and_kmeans(cell) -> None:  # type: ignore[no-untyped-def]
     assert facts["search_dim"] == 8 and facts["clustering"]["k"] == 4
     assert facts["clustering"]["nmi"] > 0.8  # four well separated classes
     assert "kmeans_recall_own_at_5" in metrics
+
+
+# --- seed 001's score, assembled end to end on a case computed by hand ----------------------
+
+#: Gallery (clean embeddings), in index order: unit vectors whose products with the queries
+#: below are exact in float32, so the ties are exact too.
+HAND_GALLERY = {"a0": (1.0, 0.0), "a1": (0.8, 0.6), "b0": (0.6, 0.8), "b1": (0.6, -0.8),
+                "b2": (-1.0, 0.0)}
+#: The manipulated query of each image (same order). Every query is at cosine 0.8 of its clean
+#: image, so the cosine drift is 0.8 everywhere.
+HAND_QUERIES = {"a0": (0.8, -0.6), "a1": (1.0, 0.0), "b0": (0.0, 1.0), "b1": (0.0, -1.0),
+                "b2": (-0.8, 0.6)}
+
+
+def test_seed001_score_assembly_on_a_hand_computed_case() -> None:
+    """N = 3 neighbours of each manipulated query (its own clean image included, the
+    behaviour of this function's settings today), threshold t = 0.8 on the L2 distance to the
+    *clean* query; mean per class, then over classes; classes resampled for the interval.
+
+    By hand (similarities to the query; ties to the smaller gallery index):
+
+    ======  ==================================  ===============================  ========
+    query   top 3                               L2 to the clean image (< 0.8?)   accuracy
+    ======  ==================================  ===============================  ========
+    a0      b1 .96, a0 .8, a1 .28               .894 no, 0 yes, .632 yes         2/3
+    a1      a0 1, a1 .8, b0 .6 (= b1 .6: tie)   .632, 0, .283 (b1 would be 1.41)  1
+    b0      b0 .8, a1 .6, a0 0 (= b2 0: tie)    0, .283, .894                    2/3
+    b1      b1 .8, a0 0, b2 0 (tied, both in)   0, .894, 1.79                    1/3
+    b2      b2 .8, b0 0, a1 -.28                0, 1.79, 1.90                    1/3
+    ======  ==================================  ===============================  ========
+
+    Class a: (2/3 + 1) / 2 = 5/6; class b: (2/3 + 1/3 + 1/3) / 3 = 4/9; score (5/6 + 4/9) / 2
+    = 23/36 (the image mean would be 3/5). Own image at rank 1, 1, 0, 0, 0: recall_own@1 3/5.
+    First same-class item once the own image is removed: ranks 1, 0, 2, 1, 0: recall_class@1
+    2/5, @3 1.
+    """
+    names = list(HAND_GALLERY)
+    labels = [name[0] for name in names]
+    gallery = _table(np.array(list(HAND_GALLERY.values())), labels)
+    queries = _table(np.array([HAND_QUERIES[n] for n in names]), labels)
+    settings = RetrievalConfig.model_validate({"neighbours": 3, "threshold": 0.8,
+                                               "recall_k": [1, 3]})
+    rows, own = align(gallery, queries)
+    metrics, per_image, neighbour_table, _ = retrieval_scores(
+        gallery, queries, rows, own, settings, Estimator(0, "hand", 1000, 0.95))
+
+    np.testing.assert_allclose(per_image["seed001_accuracy"], [2 / 3, 1, 2 / 3, 1 / 3, 1 / 3])
+    first_three = (neighbour_table[neighbour_table["rank"] < 3]
+                   .groupby("image_id", sort=False)["neighbour_id"].agg(list))
+    index = {f"i{k}": name for k, name in enumerate(names)}
+    assert [[index[i] for i in row] for row in first_three] == [
+        ["b1", "a0", "a1"], ["a0", "a1", "b0"], ["b0", "a1", "a0"], ["b1", "a0", "b2"],
+        ["b2", "b0", "a1"]]
+    score = metrics["seed001_accuracy"]
+    assert score["value"] == pytest.approx(23 / 36)
+    assert score["resampled"] == "classes" and score["n"] == 2  # two class means
+    # two classes: the resampled means are 4/9, 23/36 or 5/6, so the 95% interval spans both
+    assert (score["ci_low"], score["ci_high"]) == pytest.approx((4 / 9, 5 / 6))
+    np.testing.assert_array_equal(per_image["own_rank"], [1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(per_image["class_rank"], [1, 0, 2, 1, 0])
+    assert metrics["recall_own_at_1"]["value"] == pytest.approx(3 / 5)
+    assert metrics["recall_own_at_3"]["value"] == pytest.approx(1.0)
+    assert metrics["recall_class_at_1"]["value"] == pytest.approx(2 / 5)
+    assert metrics["recall_class_at_3"]["value"] == pytest.approx(1.0)
+    assert metrics["cosine_drift"]["value"] == pytest.approx(0.8)
