@@ -352,3 +352,39 @@ def test_caption_recalls_are_paired_by_image_with_captions_kept_together(
     assert seed001["resampled"] == "images" and seed001["ci_low"] < seed001["ci_high"]
     summary = json.loads((tmp_path / "metrics" / "summary.json").read_text())
     assert "text_to_image_recall_at_1" in summary["smoke"]["captions_folder"]["blurred"]
+
+
+def test_summary_puts_each_interval_beside_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `dvc metrics diff` shows: every value, then its interval on the next row."""
+    from cliprobe.devtools import run
+
+    monkeypatch.chdir(tmp_path)
+    write_tree(tmp_path, ["manipulation=[blurred]"])
+    aggregate.main([])
+    summary = json.loads((tmp_path / "metrics" / "summary.json").read_text())
+    cells = pd.read_csv(tmp_path / "metrics" / "cells.csv")
+    blurred = summary["smoke"]["sample"]["blurred"]
+    for row in cells[cells["manipulation"] == "blurred"].itertuples():
+        assert blurred[row.metric] == pytest.approx(row.value)
+        assert blurred[f"{row.metric}-ci"] == f"[{row.ci_low:.4f}, {row.ci_high:.4f}]"
+    assert blurred["n_images"] == N_IMAGES and blurred["n_not_applicable"] == 0
+
+    # the same through DVC, between two revisions of the summary
+    (tmp_path / "dvc.yaml").write_text("metrics:\n  - metrics/summary.json\n")
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"],
+                    ["git", "add", "dvc.yaml", "metrics/summary.json", ".dvc"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"]):
+        run(command, tmp_path)
+    changed = json.loads((tmp_path / "metrics" / "summary.json").read_text())
+    changed["smoke"]["sample"]["blurred"]["recall_own_at_1"] = 0.5
+    changed["smoke"]["sample"]["blurred"]["recall_own_at_1-ci"] = "[0.3000, 0.7000]"
+    (tmp_path / "metrics" / "summary.json").write_text(json.dumps(changed))
+    shown = run(["dvc", "metrics", "diff", "HEAD", "--md"], tmp_path).splitlines()
+    rows = [[cell.strip() for cell in line.split("|")[2:5]] for line in shown
+            if "summary.json" in line]
+    before = blurred["recall_own_at_1-ci"]
+    assert rows == [["smoke.sample.blurred.recall_own_at_1", str(blurred["recall_own_at_1"]),
+                     "0.5"],
+                    ["smoke.sample.blurred.recall_own_at_1-ci", before, "[0.3000, 0.7000]"]]

@@ -65,6 +65,8 @@ IMAGE_TO_TEXT_METRIC = re.compile(r"^image_to_text_recall_at_\d+$")
 COMPARISON_COLUMNS = ["model", "dataset", "manipulation", "metric", "difference", "ci_low",
                       "ci_high", "p_value", "mcnemar_p", "significant", "resampled", "n"]
 SIGNIFICANT_MARK = "*"
+#: summary.json's key of a metric's interval: ``<metric>-ci``.
+INTERVAL_SUFFIX = "-ci"
 
 
 def is_binary(metric: str) -> bool:
@@ -150,17 +152,33 @@ def seed001_markdown(table: pd.DataFrame, params: Params, random: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def interval_text(low: float, high: float) -> str:
+    """``[0.7210, 0.7850]``: an interval as summary.json shows it beside its value."""
+    return f"[{low:.4f}, {high:.4f}]"
+
+
 def summary_tree(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Nested model -> dataset -> manipulation -> metric -> value (what dvc metrics shows)."""
+    """Nested model -> dataset -> manipulation -> metric -> value (what dvc metrics shows).
+
+    Beside each value, ``<metric>-ci`` holds its interval as text (:func:`interval_text`).
+    ``dvc metrics diff`` sorts rows by name and ``-`` sorts before digits, letters and ``_``,
+    so the interval row comes right after its value (``recall_own_at_1``,
+    ``recall_own_at_1-ci``, ``recall_own_at_10``, ...): a change can be read against the
+    noise of both revisions. The values keep their names, so older summaries still diff.
+    """
     tree: dict[str, Any] = {}
     for cell in cells:
         key = cell["cell"]
-        leaf = tree.setdefault(key["model"], {}).setdefault(key["dataset"], {})
-        leaf[key["manipulation"]] = {
-            **{name: estimate["value"] for name, estimate in cell["metrics"].items()},
-            "n_images": cell["n_images"], "n_skipped": cell["n_skipped"],
-            "n_not_applicable": cell.get("n_not_applicable", 0),
-        }
+        leaf: dict[str, Any] = {}
+        for name, estimate in cell["metrics"].items():
+            leaf[name] = estimate["value"]
+            if estimate.get("ci_low") is not None and estimate.get("ci_high") is not None:
+                leaf[name + INTERVAL_SUFFIX] = interval_text(estimate["ci_low"],
+                                                             estimate["ci_high"])
+        leaf.update({"n_images": cell["n_images"], "n_skipped": cell["n_skipped"],
+                     "n_not_applicable": cell.get("n_not_applicable", 0)})
+        tree.setdefault(key["model"], {}).setdefault(key["dataset"], {})[
+            key["manipulation"]] = leaf
     return tree
 
 
