@@ -156,9 +156,10 @@ def test_ray_equals_local(ray_instance: Any, dataset: Dataset, local: EmbedRepor
     assert ray_file.schema_arrow.metadata == local_file.schema_arrow.metadata
     assert ray_file.metadata.num_row_groups == local_file.metadata.num_row_groups
     assert not list((tmp_path / "partial").glob("*/chunk-*")), "partial chunks left behind"
-    same_bytes = report.output.read_bytes() == local.output.read_bytes()
-    print(f"max |ray - local| = {difference:.3e}; byte-identical files: {same_bytes}; "
-          f"ray {report.seconds:.1f} s, local {local.seconds:.1f} s")
+    # what the README promises: the same file, byte for byte (same batches, same encoder)
+    assert difference == 0.0
+    assert report.output.read_bytes() == local.output.read_bytes()
+    print(f"byte-identical; ray {report.seconds:.1f} s, local {local.seconds:.1f} s")
 
 
 # ------------------------------------------------------- workers killed mid-stage, resumed
@@ -295,6 +296,7 @@ def test_killed_workers_lose_and_duplicate_nothing(
     table = read_embeddings(report.output)
     assert hung_image in set(table.image_ids)  # the killed task was retried elsewhere
     difference = assert_same(table, read_embeddings(local.output))
+    assert report.output.read_bytes() == local.output.read_bytes()
     print(f"killed load worker {load_pid} ({chunks_at_load_kill}/5 chunks done) and encode "
           f"actor {actor_pid} ({chunks_at_actor_kill}/5 chunks done); output complete and "
           f"unique, max |ray - local| = {difference:.3e}; {time.monotonic() - started:.1f} s")
@@ -323,8 +325,17 @@ def test_units_padded_and_all_skipped_units_shaped(dataset: Dataset) -> None:
     assert loaded["positions"].tolist() == [[*good[:3], -1], [*broken[:2], -1, -1]]
     assert loaded["ok"].tolist() == [[True] * 3 + [False], [False] * 4]
     assert loaded["tensor"].shape == (2, BATCH_SIZE, 3, 64, 64)
-    reasons = [json.loads(r) for r in loaded["reasons"]]
-    assert reasons[0] == ["", "", ""] and all(reasons[1])
+    reasons = [json.loads(r) for r in loaded["reasons"]]  # [reason, kind, failure] per row
+    assert [r[0] for r in reasons[0]] == ["", "", ""] and all(r[0] for r in reasons[1])
+    assert {r[1] for r in reasons[1]} == {"unreadable"} and not any(r[2] for r in reasons[1])
+
+    def buggy(image: Image.Image, context: ImageContext) -> Manipulated:
+        raise KeyError("no such word")
+
+    failing = ray_backend._load_units(batch, ray_backend._LoadSpec(
+        dataset.root, spec.class_names, buggy, smoke.preprocess, BATCH_SIZE))
+    failures = [r[2] for r in json.loads(failing["reasons"][0])]
+    assert all(f.startswith("KeyError: 'no such word' (at test_ray_backend.py:") for f in failures)
 
     encoded = ray_backend._EncodeUnits(make_image_encoder(smoke.model, "cpu", "fp32"),
                                        smoke.embed_dim, 1)(loaded)
