@@ -85,6 +85,24 @@ def caption_cell(model: str, dataset: str, queries: Any, rows: np.ndarray,
     return metrics, columns, facts
 
 
+def skip_counts(gallery_metadata: dict[str, Any], query_metadata: dict[str, Any],
+                n_scored: int) -> dict[str, Any]:
+    """Images of the dataset the cell does not score, by why.
+
+    ``n_skipped`` / ``skipped``: unreadable or invalid images (in the gallery or the query
+    file); ``n_not_applicable`` / ``not_applicable``: images the manipulation declined
+    (``ManipulationNotApplicable``). ``n_scored + n_skipped + n_not_applicable`` is the
+    dataset's image count.
+    """
+    total = gallery_metadata["n_images"] + gallery_metadata["n_skipped"]
+    query_skips = query_metadata.get("skipped", [])
+    declined = sorted({s["image_id"] for s in query_skips if s.get("kind") == NOT_APPLICABLE})
+    unreadable = {*(s["image_id"] for s in gallery_metadata["skipped"]),
+                  *(s["image_id"] for s in query_skips)} - set(declined)
+    return {"n_skipped": int(total - n_scored - len(declined)), "skipped": sorted(unreadable),
+            "n_not_applicable": len(declined), "not_applicable": declined}
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__ or "", "model", "dataset", "manipulation").parse_args(argv)
@@ -161,21 +179,13 @@ def main(argv: list[str] | None = None) -> None:
 
     if is_original and not probe_file.is_file():  # the manipulated cells depend on it
         probe.save_skipped(probe_file, probe_info["skipped"])
-    total = gallery.metadata["n_images"] + gallery.metadata["n_skipped"]
-    # images the manipulation declined are counted apart from unreadable ones
-    declined = sorted({s["image_id"] for s in meta.get("skipped", [])
-                       if s.get("kind") == NOT_APPLICABLE})
     report = {
         "cell": {"model": args.model, "dataset": args.dataset, "manipulation": args.manipulation,
                  "function": meta.get("function"), "params": meta.get("params")},
         "provenance": {**{key: meta.get(key) for key in PROVENANCE_KEYS},
                        "versions": package_versions()},
         "n_images": len(per_image),
-        "n_skipped": int(total - len(per_image) - len(declined)),
-        "n_not_applicable": len(declined),
-        "skipped": sorted({*(s["image_id"] for s in gallery.metadata["skipped"]),
-                           *(s["image_id"] for s in meta.get("skipped", []))} - set(declined)),
-        "not_applicable": declined,
+        **skip_counts(gallery.metadata, meta, len(per_image)),
         "retrieval": {"gallery": "clean gallery of the dataset", "gallery_size": len(gallery),
                       **retrieval_facts, "settings": params.retrieval.model_dump()},
         "zeroshot": zeroshot_info,
