@@ -134,6 +134,33 @@ def test_model_switch_back_runs_no_embedding(project: Path) -> None:
     assert "smoke:" in params and "smoke-b:" not in params
 
 
+def test_results_are_shared_through_a_dvc_remote(project: Path, tmp_path: Path) -> None:
+    """README "Sharing results": commit, `dvc push` to a remote (a local folder here), clone,
+    `dvc pull`: the clone has every output, `dvc exp show` a baseline with its metrics, and
+    `dvc repro` recomputes nothing."""
+    commit = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm"]
+    remote = tmp_path / "dvc-remote"
+    _run(["dvc", "remote", "add", "-d", "storage", str(remote)], project)
+    _run(["git", "add", "-A"], project)
+    _run([*commit, "results"], project)
+    _run(["dvc", "push"], project)
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    assert not (clone / "data" / "embeddings").exists()
+    _run(["dvc", "pull"], clone)
+    for output in ("data/embeddings/smoke/sample/original.parquet",
+                   "data/cells/smoke/sample/blurred/per_image.parquet",
+                   "data/manifests/sample.parquet", "metrics/cells.csv"):
+        assert (clone / output).read_bytes() == (project / output).read_bytes(), output
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], clone))
+    baseline = next(entry for entry in shown if entry["rev"] != "workspace")  # the commit
+    assert baseline["error"] is None
+    metrics = baseline["data"]["metrics"]["metrics/summary.json"]["data"]
+    assert metrics["smoke"]["sample"]["original"]["n_images"] == 12
+    assert "seed001_accuracy-ci" in metrics["smoke"]["sample"]["blurred"]
+    assert set(RAN.findall(_run(["dvc", "repro"], clone))) == {"scan"}
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
