@@ -158,7 +158,9 @@ def test_results_are_shared_through_a_dvc_remote(project: Path, tmp_path: Path) 
     metrics = baseline["data"]["metrics"]["metrics/summary.json"]["data"]
     assert metrics["smoke"]["sample"]["original"]["n_images"] == 12
     assert "seed001_accuracy-ci" in metrics["smoke"]["sample"]["blurred"]
-    assert set(RAN.findall(_run(["dvc", "repro"], clone))) == {"scan"}
+    ran = set(RAN.findall(_run(["dvc", "repro"], clone)))
+    # only the HTML report is re-rendered while it is an uncached output (plots/report.html)
+    assert ran - {"report"} == {"scan"}, ran
 
 
 CHROMIUM = "/usr/bin/chromium"
