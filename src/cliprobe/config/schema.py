@@ -381,6 +381,7 @@ class CaptionsSource(DownloadOptions):
     """
 
     kind: Literal["captions"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("captions_file", "archive_path", "local_dir")
     format: CaptionFormat
     split: str = Field(default="test", description="karpathy_json: the split whose images "
                        "are used (train, restval, val, test)")
@@ -416,6 +417,7 @@ class CaptionsFolderSource(StrictModel):
     """Your own captioned images: a folder plus a CSV ``path,caption`` (rows per caption)."""
 
     kind: Literal["captions_folder"]
+    LOCAL_INPUTS: ClassVar[tuple[str, ...]] = ("path", "captions_csv")
     path: str = Field(description="the folder holding the images")
     captions_csv: str = Field(description="CSV with columns path (relative to the folder) and "
                               "caption; several rows per image allowed")
