@@ -85,11 +85,11 @@ def test_saliency_and_words_are_cached_cells(project) -> None:
     assert cosine["n_pairs"].tolist() == [17 + 17]  # 19 words each, less blank and own name
     assert "cliprobe-test:1" in proximity["source"].iloc[-1]
 
-    # nothing changed: nothing runs
-    assert repro(root, _overrides(photos))[0] == set()
+    # nothing changed: nothing runs but the scan of local inputs, which finds them unchanged
+    assert repro(root, _overrides(photos))[0] == {"scan"}
     # a saliency parameter: only the saliency stages and what reads their outputs
     changed = repro(root, _overrides(photos, "saliency.occlusion.window=0.5"))[0]
-    assert changed == {*SALIENCY, "aggregate", "words", "plot", "report"}
+    assert changed == {"scan", *SALIENCY, "aggregate", "words", "plot", "report"}
     # no saliency cells: no map is computed, and the figures go
     off = repro(root, _overrides(photos, "saliency.cells=[]"))[0]
     assert not {s for s in off if s.startswith("saliency@")}

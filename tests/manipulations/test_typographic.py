@@ -196,7 +196,7 @@ def test_caption_images_get_a_vocabulary_word_their_captions_do_not_use() -> Non
         written.add(info["word_label"])
     assert written == {"bus", "pizza"}
     every = ImageContext(image_id="c", label="", class_names=words, excluded_words=words)
-    with pytest.raises(ValueError, match=r"source\.words"):
+    with pytest.raises(ManipulationNotApplicable, match=r"source\.words"):
         get("typographic")(image, TypographicParams(), image_rng(0, "c", "t"), every)
 
 
