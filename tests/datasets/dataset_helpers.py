@@ -60,15 +60,19 @@ class Server:
     fail: dict[str, int] = field(default_factory=dict)  # path -> HTTP status to answer
     content_type: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
-    active: int = 0
+    active: int = 0  # requests inside their delay (concurrency, see do_GET)
     max_active: int = 0
+    serving: int = 0  # requests not yet fully counted in bytes_sent
     bytes_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def idle(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until no request is being served (handlers count after replying)."""
+        """Wait (bounded) until every handler has finished and counted what it sent.
+
+        A client may read the whole body before the handler thread adds it to ``bytes_sent``.
+        """
         deadline = time.monotonic() + timeout
-        while self.active and time.monotonic() < deadline:
+        while self.serving and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def served(self, name: str) -> int:
@@ -88,6 +92,7 @@ def handler_for(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
             with server.lock:
                 server.requests.append((path, self.headers.get("Range")))
                 server.active += 1
+                server.serving += 1
                 server.max_active = max(server.max_active, server.active)
             # "active" spans the delay only: once the response starts, the client may already
             # send its next request before this thread runs again (a race on a loaded machine).
@@ -97,7 +102,11 @@ def handler_for(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
             finally:
                 with server.lock:
                     server.active -= 1
-            self._serve(path)
+            try:
+                self._serve(path)
+            finally:
+                with server.lock:
+                    server.serving -= 1
 
         def _serve(self, path: str) -> None:
             if path in server.fail:
