@@ -54,7 +54,8 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     assert set(summary["smoke"]["sample"]) == {"original", "blurred", "cropped", "grey"}
     assert summary["smoke"]["sample"]["original"]["n_images"] == 12
     figures = sorted(p.name for p in (project / "plots" / "figures").glob("*.png"))
-    assert figures == ["box_smoke_sample.png", "class_bars_smoke_sample.png",
+    assert figures == ["box_smoke_sample.png", "change_smoke_sample.png",
+                       "class_bars_smoke_sample.png",
                        "gallery_smoke_sample_blurred.png", "gallery_smoke_sample_cropped.png",
                        "gallery_smoke_sample_grey.png", "heatmap_smoke.png",
                        "hist_smoke_sample.png"]
@@ -169,34 +170,107 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-sync"]
 
 
+#: The report of the smoke run must stay light enough to mail and open anywhere.
+MAX_REPORT_BYTES = 5 * 1024 * 1024
+
+
 def test_report_renders_in_a_real_browser(project: Path, repo: Path) -> None:
-    """The report of the smoke run, opened in headless Chromium: every image loads, no
-    console error, and a screenshot is saved (build/report-screenshot.png)."""
+    """The report of the smoke run, used in headless Chromium as a reader would: it opens with
+    no console error and no request leaving the file, every image loads, a table sorts by a
+    column, a metric's name shows its description on hover, a gallery image opens full size,
+    the interactive chart draws; screenshots of the top of the page and of the chart go to
+    build/ (copies in docs/ for the README). The page stays under 5 MB."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing and could not be installed (make test installs "
                     "Debian's chromium when it can)")
     playwright = pytest.importorskip("playwright.sync_api")
+    from cliprobe.metrics.registry import lookup, unregistered
+
     _run(["cliprobe", "report"], project)
     report = project / "plots" / "report.html"
     text = report.read_text()
     assert "RANDOM WEIGHTS" in text and "seed001_accuracy" in text
-    # self-contained: nothing is fetched when the page opens (URLs may appear as text)
-    for external in ('src="http', "src='http", "<link", "<script src", "url(http"):
-        assert external not in text.lower()
-    screenshot = repo / "build" / "report-screenshot.png"
-    screenshot.parent.mkdir(exist_ok=True)
+    assert report.stat().st_size < MAX_REPORT_BYTES, report.stat().st_size
+    # every metric the run emitted has a registry entry (the names come from the run)
+    cells = (project / "metrics" / "cells.csv").read_text().splitlines()
+    header = cells[0].split(",")
+    metrics = {line.split(",")[header.index("metric")] for line in cells[1:]}
+    assert metrics and unregistered(metrics) == []
+    build = repo / "build"
+    build.mkdir(exist_ok=True)
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
+        outside: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: outside.append(r.url)
+                if not r.url.startswith(("file:", "data:", "about:", "blob:")) else None)
         page.goto(report.resolve().as_uri())
-        images = page.evaluate(
-            "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
-        page.screenshot(path=str(screenshot), full_page=True)
+        page.wait_for_selector("div.vega[data-rendered=true]", timeout=60_000)
+        images = page.evaluate("Array.from(document.images).filter(i => !i.closest('dialog'))"
+                               ".map(i => [i.alt, i.complete, i.naturalWidth])")
+        page.screenshot(path=str(build / "report-top.png"))
+
+        # sort the first table by the 'grey' column: ascending, then descending
+        table = page.locator("table.metrics").first
+        header_cell = table.locator("thead th[data-col='grey']")
+        column = int(header_cell.get_attribute("data-sort"))
+
+        def column_values() -> list[list[float]]:
+            return page.evaluate(
+                """([id, column]) => Array.from(document.getElementById(id).tBodies).map(b =>
+                     Array.from(b.rows).filter(r => !r.classList.contains('family'))
+                       .map(r => parseFloat(r.children[column].getAttribute('data-value'))))""",
+                [table.get_attribute("id"), column])
+
+        header_cell.click()
+        for values in column_values():
+            finite = [v for v in values if v == v]
+            assert finite == sorted(finite) and values[: len(finite)] == finite, values
+        header_cell.click()
+        for values in column_values():
+            finite = [v for v in values if v == v]
+            assert finite == sorted(finite, reverse=True), values
+        assert header_cell.get_attribute("aria-sort") == "descending"
+
+        # hover a metric's name: its registry description appears
+        name = page.locator(".metric[data-metric='recall_own_at_1']").first
+        name.scroll_into_view_if_needed()
+        name.hover()
+        tip = name.locator(".tip")
+        assert tip.is_visible()
+        assert lookup("recall_own_at_1").description in tip.inner_text()  # type: ignore[union-attr]
+
+        # a gallery image opens full size, and closes with Escape
+        thumbnail = page.locator("figure img.zoomable").first
+        thumbnail.scroll_into_view_if_needed()
+        shown_width = thumbnail.evaluate("i => i.getBoundingClientRect().width")
+        thumbnail.click()
+        big = page.locator("dialog#lightbox[open] img")
+        big.wait_for()
+        natural = thumbnail.evaluate("i => i.naturalWidth")
+        assert big.evaluate("i => i.naturalWidth") == natural
+        assert big.evaluate("i => i.getBoundingClientRect().width") > shown_width
+        page.keyboard.press("Escape")
+        assert page.locator("dialog#lightbox[open]").count() == 0
+
+        # the interactive chart: a tooltip on hover, and its screenshot
+        chart = page.locator("div.vega[data-rendered=true]").first
+        chart.scroll_into_view_if_needed()
+        labels = chart.locator("svg g.mark-text text")  # drawn over the cells, same tooltip
+        significant = labels.filter(has_text="*")
+        (significant if significant.count() else labels).first.hover()
+        page.wait_for_selector("#vg-tooltip-element.visible", timeout=10_000)
+        box = chart.locator("xpath=..").bounding_box()  # the chart with its title and caption
+        assert box is not None
+        page.screenshot(path=str(build / "report-chart.png"), clip={
+            "x": max(box["x"] - 10, 0), "y": max(box["y"] - 10, 0),
+            "width": min(max(box["width"], 820) + 20, 1270), "height": box["height"] + 20})
         browser.close()
     assert len(images) >= 4
     assert all(complete and width > 0 for _, complete, width in images), images
-    assert errors == []
-    assert screenshot.stat().st_size > 10_000
+    assert errors == [] and outside == []
+    for name in ("report-top.png", "report-chart.png"):
+        assert (build / name).stat().st_size > 10_000

@@ -7,7 +7,7 @@ missing data or weights) reported in one sentence.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -85,15 +85,54 @@ def validate(
 
 @app.command("list")
 def list_options(
+    what: Annotated[
+        str, typer.Argument(help="all, model, dataset, manipulation or metrics")
+    ] = "all",
     conf: Annotated[Path, typer.Option(help="Hydra config folder")] = Path("conf"),
+    markdown: Annotated[
+        bool, typer.Option(help="metrics: the README's Markdown list")
+    ] = False,
 ) -> None:
-    """List selectable models, datasets, manipulations (conf/ files) and registry functions."""
+    """List selectable models, datasets, manipulations (conf/ files) and registry functions;
+    `cliprobe list metrics` lists every metric with its description, unit and direction."""
+    groups = ("model", "dataset", "manipulation")
+    if what not in ("all", "metrics", *groups):
+        typer.echo(f"cliprobe: error: cannot list '{what}'; choose all, "
+                   f"{', '.join(groups)} or metrics", err=True)
+        raise typer.Exit(EXIT_USER_ERROR)
+    if what == "metrics":
+        _list_metrics(markdown)
+        return
     from cliprobe.manipulations import names
 
-    for group in ("model", "dataset", "manipulation"):
-        options = sorted(p.stem for p in (conf / group).glob("*.yaml"))
-        typer.echo(f"{group}: {', '.join(options)}")
-    typer.echo(f"manipulation functions: {', '.join(names())}")
+    for group in groups:
+        if what in ("all", group):
+            options = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+            typer.echo(f"{group}: {', '.join(options)}")
+    if what in ("all", "manipulation"):
+        typer.echo(f"manipulation functions: {', '.join(names())}")
+    if what == "all":
+        typer.echo("metrics: `cliprobe list metrics`")
+
+
+def _list_metrics(markdown: bool) -> None:
+    """The metric registry as a table (or the README's Markdown list)."""
+    from cliprobe.metrics.registry import METRICS, markdown_list
+
+    if markdown:
+        typer.echo(markdown_list(), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="cliprobe metrics ({k} = a cutoff of retrieval.recall_k)",
+                  show_lines=False)
+    for column in ("name", "family", "unit", "better", "description"):
+        table.add_column(column, overflow="fold")
+    for metric in METRICS:
+        table.add_row(metric.name, metric.family, metric.unit.name, metric.better,
+                      metric.description)
+    Console(width=160).print(table)
 
 
 def _looks_like_image(token: str) -> bool:
@@ -242,6 +281,17 @@ def attack(
     typer.echo(f"wrote {out} ({kind}, {result.info})")
 
 
+def _stats(params_file: Path) -> dict[str, Any]:
+    """Seed and bootstrap settings of the workspace's params (defaults without a file)."""
+    import yaml
+
+    raw = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
+    stats = (raw or {}).get("stats") or {}
+    return {"seed": int((raw or {}).get("seed", 0)),
+            "resamples": int(stats.get("bootstrap_resamples", 1000)),
+            "confidence": float(stats.get("confidence", 0.95))}
+
+
 @app.command()
 def report(
     compare: Annotated[
@@ -253,17 +303,22 @@ def report(
         Path, typer.Option("--params", help="params file")
     ] = Path("params.yaml"),
 ) -> None:
-    """Render plots/report.html from a finished run, or compare runs (--compare REV ...)."""
+    """Render plots/report.html from a finished run, or compare runs (--compare REV ...).
+
+    With --compare, the first REV is the baseline: every other run (further REVs, then the
+    workspace) is shown beside it with its difference, tested pairwise where the images are
+    the same."""
     from cliprobe.io.atomic import write_text
 
     try:
         if compare:
             from cliprobe.report.compare import compare as compare_runs
-            from cliprobe.report.render import render_comparison
+            from cliprobe.report.comparison import render_comparison
 
-            table = compare_runs(compare)
+            stats = _stats(params_file)
+            table = compare_runs(compare, **stats)
             target = out or Path("plots/compare.html")
-            write_text(target, render_comparison(table, ["workspace", *compare]))
+            write_text(target, render_comparison(table, [*compare, "workspace"]))
         else:
             from cliprobe.report.collect import collect
             from cliprobe.report.render import render

@@ -1,195 +1,325 @@
 """Render :class:`~cliprobe.report.collect.RunData` as one self-contained HTML page.
 
-Images are inlined as base64 PNG and the styles are inline, so the file opens anywhere with
-no network. Tables are built generically: one dataset x manipulation table per model and
-metric found in the cells, so new metrics need no code here.
+The page opens on the answer (per model × dataset: what each manipulation does to the main
+metrics, in words and numbers, ordered by effect), then per model × dataset a sortable,
+filterable table of every metric and the interactive figures, then the figures across models
+and datasets, the other tables, the glossary of the metrics shown and the provenance.
+Images are inlined as base64 PNG, the Vega libraries and the page's CSS / JS inline too, so the
+file opens anywhere with no network. Sections without data are left out.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import math
+import io
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
-from cliprobe.report.collect import RunData
+from cliprobe import paths
+from cliprobe.metrics.registry import describe, family_order, lookup
+from cliprobe.report import charts
+from cliprobe.report.answer import PairAnswer, answer
+from cliprobe.report.assets import static_text, vega_bundle
+from cliprobe.report.collect import FIGURE_SECTIONS, RunData
+from cliprobe.report.tables import metric_name, metric_table, plain_table
 
-TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>cliprobe report</title>
-<style>
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1200px;padding:0 1rem;color:#1d2430}
-h1{margin-bottom:.2rem} h2{border-bottom:2px solid #e3e7ee;padding-bottom:.3rem;margin-top:2.2rem}
-.warn{background:#fff3cd;border:1px solid #e0b400;padding:.6rem 1rem;border-radius:6px}
-table{border-collapse:collapse;margin:.6rem 0 1.4rem;font-size:.9rem}
-th,td{border:1px solid #d5dae3;padding:.3rem .55rem;text-align:right}
-th{background:#f3f5f9} td.name,th.name{text-align:left}
-.sig{font-weight:700} .muted{color:#69707d;font-size:.85rem}
-figure{display:inline-block;margin:.4rem;vertical-align:top}
-figure img{max-width:560px;border:1px solid #e3e7ee}
-figcaption{font-size:.8rem;color:#69707d}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
-dt{font-weight:600} dd{margin:0}
-</style></head><body>
-<h1>cliprobe report</h1>
-<p class="muted">{{ subtitle }}</p>
-{% if random_weights %}<p class="warn"><b>RANDOM WEIGHTS.</b> At least one model here has
-random weights (the smoke model): its numbers test the pipeline and are not findings about
-CLIP.</p>{% endif %}
-
-<h2 id="provenance">Provenance</h2>
-<dl>
-<dt>git</dt><dd>{{ provenance.git }}</dd>
-{% for name, model in provenance.models.items() %}
-<dt>model {{ name }}</dt><dd>{{ model.arch }} · {{ model.weights }} · {{ model.precision }}
-{% if model.quick_gelu %}· QuickGELU{% endif %}</dd>
-{% endfor %}
-<dt>datasets</dt><dd>{{ provenance.datasets | join(", ") }}</dd>
-<dt>manipulations</dt><dd>{{ provenance.manipulations | join(", ") }}</dd>
-<dt>seed</dt><dd>{{ params.get("seed") }}</dd>
-<dt>retrieval</dt><dd>{{ params.get("retrieval") }}</dd>
-<dt>statistics</dt><dd>{{ params.get("stats") }}</dd>
-<dt>versions</dt><dd>{% for k, v in provenance.versions.items() %}{{ k }} {{ v }}
-{%- if not loop.last %} · {% endif %}{% endfor %}</dd>
-</dl>
-
-<h2 id="tables">Dataset × manipulation</h2>
-<p class="muted">Value [95% bootstrap interval]. {% if has_comparisons %}<b>Bold*</b>: the paired
-difference from <i>original</i> has an interval that excludes 0.{% endif %}</p>
-{% for table in tables %}
-<h3>{{ table.model }} · {{ table.metric }}</h3>
-{{ table.html | safe }}
-{% endfor %}
-
-{% for section, figures in figures.items() %}
-<h2>{{ section }}</h2>
-{% for figure in figures %}
-<figure><img alt="{{ figure.name }}" src="data:image/png;base64,{{ figure.data }}">
-<figcaption>{{ figure.name }}</figcaption></figure>
-{% endfor %}
-{% endfor %}
-
-{% for name, table in extra_tables.items() %}
-<h2>{{ name }}</h2>
-{{ table | safe }}
-{% endfor %}
-</body></html>
-"""
+#: Figure kinds drawn per model × dataset (``<kind><model>_<dataset>...png``).
+PAIR_FIGURES = ("gallery_", "class_bars_", "box_", "hist_", "severity_", "corruption_heatmap_",
+                "typographic_matrix_", "proximity_", "saliency_", "change_")
+#: Columns of extra tables that hold metric names (their values get glossary entries).
+METRIC_COLUMNS = ("metric", "statistic", "measure")
 
 
-def _fmt(value: float) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.3f}"
+@dataclass
+class Chart:
+    """An interactive figure: its Vega-Lite spec and the PNG of the same numbers."""
+
+    id: str
+    title: str
+    caption: str
+    spec: dict[str, Any]
+    png: str | None = None  # file name under plots/figures
+
+    @property
+    def spec_json(self) -> Markup:
+        """The spec for a ``<script type="application/json">`` element."""
+        return Markup(json.dumps(self.spec, separators=(",", ":"), allow_nan=False)
+                      .replace("</", "<\\/"))
 
 
-def _shade(value: float) -> str:
-    """A light background from red (0) to green (1) for values in [0, 1]."""
-    if value is None or not 0.0 <= value <= 1.0:
-        return ""
-    return f"background:hsl({int(120 * value)},60%,90%)"
+@dataclass
+class Figure:
+    """A figure inlined in the page (base64 ``data`` of ``mime`` type)."""
+
+    name: str
+    data: str
+    mime: str = "image/png"
 
 
-def metric_tables(cells: pd.DataFrame, comparisons: pd.DataFrame | None) -> list[dict[str, Any]]:
-    """One HTML table per (model, metric): datasets as rows, manipulations as columns."""
-    significant: set[tuple[str, str, str, str]] = set()
-    if comparisons is not None and "significant" in comparisons:
-        rows = comparisons[comparisons["significant"].astype(bool)]
-        significant = set(rows[["model", "dataset", "manipulation", "metric"]]
-                          .itertuples(index=False, name=None))
-    manipulations = list(dict.fromkeys(cells["manipulation"]))
+@dataclass
+class PairSection:
+    """Everything the page shows for one model × dataset below the answer."""
+
+    answer: PairAnswer
+    table: Markup
+    charts: list[Chart] = field(default_factory=list)
+    figures: dict[str, list[Figure]] = field(default_factory=dict)
+    corruption_tables: list[tuple[str, Markup]] = field(default_factory=list)
+
+
+#: PNGs larger than this (galleries of photos) are shown as JPEG, at full resolution: the page
+#: stays light, and the PNG stays on disk for papers and ``dvc plots``.
+JPEG_ABOVE_BYTES = 150_000
+JPEG_QUALITY = 85
+
+
+def _inline(path: Path) -> Figure:
+    """A figure as the page embeds it: the PNG itself, or a JPEG of it when it is large."""
+    content = path.read_bytes()
+    if len(content) <= JPEG_ABOVE_BYTES:
+        return Figure(path.name, base64.b64encode(content).decode("ascii"))
+    from PIL import Image
+
+    with Image.open(io.BytesIO(content)) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return Figure(path.name, base64.b64encode(buffer.getvalue()).decode("ascii"), "image/jpeg")
+
+
+def _pair_of(name: str, pairs: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The (model, dataset) a per-pair figure belongs to (the longest matching prefix)."""
+    best: tuple[str, str] | None = None
+    for kind in PAIR_FIGURES:
+        if not name.startswith(kind):
+            continue
+        for model, dataset in pairs:
+            stem = f"{kind}{model}_{dataset}"
+            if (name.startswith(stem + "_") or name == stem + ".png") and (
+                    best is None or len(f"{best[0]}_{best[1]}") < len(f"{model}_{dataset}")):
+                best = (model, dataset)
+    return best
+
+
+def _section_of(name: str) -> str:
+    return next((title for prefix, title in FIGURE_SECTIONS if name.startswith(prefix)),
+                "Other figures")
+
+
+def _severity_charts(run: RunData, model: str, dataset: str, start: int,
+                     pngs: set[str]) -> list[Chart]:
+    if run.severity is None or run.severity.empty:
+        return []
+    rows = run.severity[(run.severity["model"] == model) & (run.severity["dataset"] == dataset)]
+    found = []
+    for construction, group in rows.groupby("construction", sort=False):
+        metric = next((m for m in ("zeroshot_error", "seed001_accuracy", "recall_own_at_1")
+                       if m in group and group[m].notna().any()), None)
+        if metric is None:
+            continue
+        spec = charts.severity_chart(group, metric)
+        if spec is None:
+            continue
+        suffix = "" if construction == "imagenet_c" else f"_{construction}"
+        png = f"severity_{model}_{dataset}{suffix}.png"
+        found.append(Chart(
+            f"chart-{start + len(found)}", f"Severity curves ({construction})",
+            f"{describe(metric).label} against corruption severity, one line per corruption, "
+            "with its 95% interval; click a legend entry to bring one corruption forward, "
+            "hover a point for its numbers.", spec, png if png in pngs else None))
+    return found
+
+
+def _word_charts(run: RunData, model: str, dataset: str, start: int,
+                 pngs: set[str]) -> list[Chart]:
+    if run.word_pairs is None or run.word_pairs.empty:
+        return []
+    rows = run.word_pairs[(run.word_pairs["model"] == model)
+                          & (run.word_pairs["dataset"] == dataset)]
+    found = []
+    for manipulation, group in rows.groupby("manipulation", sort=False):
+        spec = charts.word_matrix(group)
+        if spec is None:
+            continue
+        png = f"typographic_matrix_{model}_{dataset}_{manipulation}.png"
+        found.append(Chart(
+            f"chart-{start + len(found)}", f"Object × written word · {manipulation}",
+            "Each object (row) with each written word (column): the colour is the mean "
+            "zero-shot probability of the word; hover for p(object), the share predicted as "
+            "the word and the number of images.", spec, png if png in pngs else None))
+    return found
+
+
+def _corruption_tables(run: RunData, model: str, dataset: str) -> list[tuple[str, Markup]]:
+    entry = (run.corruption_summary.get(model) or {}).get(dataset) or {}
     tables = []
-    for (model, metric), group in cells.groupby(["model", "metric"], sort=False):
-        head = "".join(f"<th>{html.escape(m)}</th>" for m in manipulations)
-        body = []
-        for dataset, rows in group.groupby("dataset", sort=False):
-            by_manipulation = {row.manipulation: row for row in rows.itertuples()}
-            cells_html = []
-            for manipulation in manipulations:
-                row = by_manipulation.get(manipulation)
-                if row is None:
-                    cells_html.append("<td></td>")
-                    continue
-                mark = (model, dataset, manipulation, metric) in significant
-                text = f"{_fmt(row.value)} [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]"
-                css = ' class="sig"' if mark else ""
-                cells_html.append(f'<td{css} style="{_shade(row.value)}">{text}'
-                                  f'{"*" if mark else ""}</td>')
-            body.append(f'<tr><td class="name">{html.escape(str(dataset))}</td>'
-                        f'{"".join(cells_html)}</tr>')
-        tables.append({
-            "model": model, "metric": metric,
-            "html": f'<table><tr><th class="name">dataset</th>{head}</tr>{"".join(body)}</table>',
-        })
+    for construction, report in entry.items():
+        rows = []
+        for corruption, ce in (report.get("ce") or {}).items():
+            relative = (report.get("relative_ce") or {}).get(corruption) or {}
+            rows.append({"corruption": corruption, **_estimate_columns("CE", ce),
+                         **_estimate_columns("relative CE", relative)})
+        for key in ("mce", "relative_mce", "mce_over_present", "relative_mce_over_present"):
+            value = report.get(key) or {}
+            if value.get("value") is not None:
+                rows.append({"corruption": describe(key).label,
+                             **_estimate_columns("CE", value)})
+        if rows:
+            frame = pd.DataFrame(rows)
+            tables.append((f"{construction}: {report.get('corruptions_present', '?')} of 15 "
+                           f"corruptions, {report.get('n_images', '?')} images",
+                           Markup(plain_table(f"ce-{model}-{dataset}-{construction}", frame))))
     return tables
 
 
-def _inline(figure: Path) -> dict[str, str]:
-    return {"name": figure.name, "data": base64.b64encode(figure.read_bytes()).decode("ascii")}
+def _estimate_columns(name: str, estimate: dict[str, Any]) -> dict[str, Any]:
+    return {name: estimate.get("value"), f"{name} low": estimate.get("ci_low"),
+            f"{name} high": estimate.get("ci_high")}
+
+
+def pair_sections(run: RunData, answers: list[PairAnswer],
+                  shown: set[str]) -> tuple[list[PairSection], set[str]]:
+    """The per model × dataset sections, and the figure names they (or the answer) show."""
+    changes = run.changes
+    pngs = {f.name for files in run.figures.values() for f in files}
+    used = set(shown)
+    sections = []
+    chart_count = 0
+    for pair in answers:
+        model, dataset = pair.model, pair.dataset
+        cells = run.cells[(run.cells["model"] == model) & (run.cells["dataset"] == dataset)]
+        pair_changes = changes[(changes["model"] == model) & (changes["dataset"] == dataset)]
+        names = run.manipulations(model, dataset)
+        kinds = [(n, run.families.get((model, dataset, n), "other")) for n in names[1:]]
+        columns = [(paths.CLEAN, "reference"),
+                   *sorted(kinds, key=lambda c: _group_rank(c[1], names, run, model, dataset))]
+        table = Markup(metric_table(f"table-{len(sections)}", cells, pair_changes, columns))
+        section = PairSection(pair, table)
+        heat = charts.change_heatmap(pair_changes, [n for n, _ in columns[1:]])
+        if heat is not None:
+            png = f"change_{model}_{dataset}.png"
+            section.charts.append(Chart(
+                f"chart-{chart_count}", "Change against original",
+                "Every metric with a better direction (rows) under every manipulation "
+                "(columns): green = more robust-looking, red = worse, in the metric's unit "
+                "(points for shares); * = the paired test on the same images is significant. "
+                "Hover a cell for the numbers.", heat, png if png in pngs else None))
+            chart_count += 1
+        more = (_severity_charts(run, model, dataset, chart_count, pngs)
+                + _word_charts(run, model, dataset, chart_count + 1000, pngs))
+        for chart in more:
+            chart.id = f"chart-{chart_count}"
+            chart_count += 1
+        section.charts += more
+        used |= {c.png for c in section.charts if c.png}
+        for files in run.figures.values():
+            for path in files:
+                if path.name in used or _pair_of(path.name, run.pairs) != (model, dataset):
+                    continue
+                section.figures.setdefault(_section_of(path.name), []).append(_inline(path))
+                used.add(path.name)
+        section.corruption_tables = _corruption_tables(run, model, dataset)
+        sections.append(section)
+    return sections, used
+
+
+def _group_rank(group: str, names: list[str], run: RunData, model: str,
+                dataset: str) -> int:
+    """Column groups in the order their first manipulation appears in the grid."""
+    for position, name in enumerate(names):
+        if run.families.get((model, dataset, name), "other") == group:
+            return position
+    return len(names)
+
+
+def glossary(run: RunData) -> list[Any]:
+    """Registry entries of every metric the page shows (cells and extra tables), by family."""
+    names = set(run.cells["metric"])
+    for frame in run.extra_tables.values():
+        for column in METRIC_COLUMNS:
+            if column in frame:
+                names |= {str(v) for v in frame[column].dropna()}
+    names |= {"ce", "relative_ce", "mce", "mce_over_present"} if run.corruption_summary else set()
+    known = [n for n in names if lookup(n) is not None]
+    return [describe(n) for n in sorted(known, key=lambda n: (family_order(n), n))]
+
+
+def tree(value: Any) -> Markup:
+    """Nested ``<ul>`` of a dict / list (provenance, settings)."""
+    if isinstance(value, dict):
+        if not value:
+            return Markup("<i>none</i>")
+        items = "".join(f'<li><span class="k">{html.escape(str(k))}</span>: {tree(v)}</li>'
+                        for k, v in value.items())
+        return Markup(f'<ul class="tree">{items}</ul>')
+    if isinstance(value, list):
+        if not value:
+            return Markup("<i>none</i>")
+        if all(not isinstance(v, dict | list) for v in value):
+            return Markup(html.escape(", ".join(str(v) for v in value)))
+        return Markup('<ul class="tree">' + "".join(f"<li>{tree(v)}</li>" for v in value)
+                      + "</ul>")
+    return Markup(html.escape("null" if value is None else str(value)))
+
+
+def _environment() -> Environment:
+    environment = Environment(loader=PackageLoader("cliprobe.report", "static"),
+                              autoescape=select_autoescape(default=True),
+                              trim_blocks=True, lstrip_blocks=True)
+    environment.globals.update(metric_name=lambda info: Markup(metric_name(info, code=False)),
+                               tree=tree)
+    return environment
+
+
+def _page_assets(with_charts: bool) -> dict[str, Markup]:
+    return {"css": Markup(static_text("report.css")),
+            "js": Markup(static_text("report.js")),
+            "vega": Markup(vega_bundle()) if with_charts else Markup("")}
 
 
 def render(run: RunData, subtitle: str = "") -> str:
     """The report as an HTML string."""
-    environment = Environment(autoescape=select_autoescape(default=True))
-    template = environment.from_string(TEMPLATE)
+    galleries = {}
+    pngs = {f.name: f for files in run.figures.values() for f in files}
+    for model, dataset in run.pairs:
+        for manipulation in run.manipulations(model, dataset):
+            name = f"gallery_{model}_{dataset}_{manipulation}.png"
+            if name in pngs:
+                galleries[(model, dataset, manipulation)] = name
+    answers = answer(run.cells, run.changes, galleries, run.corruption_summary)
+    # the answer shows the galleries of cells with written words, right beside their numbers
+    answer_figures: dict[str, Figure] = {}
+    for pair in answers:
+        for cell in [pair.original_attack, *pair.cells]:
+            if cell is not None and cell.attack and cell.gallery:
+                answer_figures[cell.gallery] = _inline(pngs[cell.gallery])
+    sections, used = pair_sections(run, answers, set(answer_figures))
+    across = {}
+    single = {m for m in run.provenance["models"]
+              if run.cells[run.cells["model"] == m]["dataset"].nunique() < 2}
+    for title, files in run.figures.items():
+        # a model's dataset x manipulation heatmap says nothing the change chart does not
+        # when the model ran on one dataset (one row per panel)
+        rest = [_inline(p) for p in files if p.name not in used
+                and not (p.name.startswith("heatmap_") and p.stem[len("heatmap_"):] in single)]
+        if rest:
+            across[title] = rest
+    extra = {name: Markup(plain_table(f"extra-{i}", frame))
+             for i, (name, frame) in enumerate(run.extra_tables.items()) if len(frame)}
+    settings = {key: run.params[key] for key in ("seed", "retrieval", "stats", "zeroshot",
+                                                 "prompts", "saliency", "proximity")
+                if key in run.params}
+    template = _environment().get_template("report.html.j2")
     return template.render(
-        subtitle=subtitle,
-        random_weights=run.random_weights,
-        provenance=run.provenance,
-        params=run.params,
-        tables=metric_tables(run.cells, run.comparisons),
-        has_comparisons=run.comparisons is not None,
-        figures={section: [_inline(f) for f in files] for section, files in run.figures.items()},
-        extra_tables={name: frame.to_html(index=False, float_format=lambda v: f"{v:.4g}",
-                                          border=0)
-                      for name, frame in run.extra_tables.items()},
+        subtitle=subtitle, random_weights=run.random_weights, provenance=run.provenance,
+        settings=settings, answers=answers, answer_figures=answer_figures, sections=sections,
+        across=across, extra_tables=extra, glossary=glossary(run),
+        has_comparisons=run.comparisons is not None and len(run.comparisons) > 0,
+        **_page_assets(any(s.charts for s in sections)),
     )
-
-
-COMPARE_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>cliprobe comparison</title>
-<style>
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1400px;padding:0 1rem;color:#1d2430}
-table{border-collapse:collapse;font-size:.85rem}
-th,td{border:1px solid #d5dae3;padding:.25rem .5rem;text-align:right}
-th{background:#f3f5f9} td.name{text-align:left}
-td.up{background:#d9f2dc} td.down{background:#f8d9d9} .muted{color:#69707d}
-</style></head><body>
-<h1>cliprobe comparison</h1>
-<p class="muted">Runs: {{ labels | join(" · ") }}. Differences are against <b>{{ labels[0] }}</b>;
-green / red cells: the two 95% intervals do not overlap (a conservative sign of a real
-difference; a paired test needs both runs' per-image scores).</p>
-{{ table | safe }}
-</body></html>
-"""
-
-
-def render_comparison(table: pd.DataFrame, labels: list[str]) -> str:
-    """The side-by-side comparison (from :func:`cliprobe.report.compare.compare`) as HTML."""
-    base = labels[0]
-    header = ["model", "dataset", "manipulation", "metric", *[f"{label}" for label in labels],
-              *[f"Δ {label}" for label in labels[1:]]]
-    rows = []
-    for row in table.to_dict("records"):
-        cells = [f'<td class="name">{html.escape(str(row[k]))}</td>'
-                 for k in ("model", "dataset", "manipulation", "metric")]
-        for label in labels:
-            cells.append(f"<td>{_fmt(row[f'value ({label})'])} "
-                         f"[{_fmt(row[f'ci_low ({label})'])}, "
-                         f"{_fmt(row[f'ci_high ({label})'])}]</td>")
-        for label in labels[1:]:
-            difference = row[f"difference ({label} - {base})"]
-            disjoint = bool(row[f"intervals disjoint ({label})"])
-            css = ("up" if difference > 0 else "down") if disjoint else ""
-            text = "–" if difference != difference else f"{difference:+.4f}"
-            cells.append(f'<td class="{css}">{text}</td>')
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    environment = Environment(autoescape=select_autoescape(default=True))
-    return environment.from_string(COMPARE_TEMPLATE).render(
-        labels=labels, table=f"<table><tr>{head}</tr>{''.join(rows)}</table>")

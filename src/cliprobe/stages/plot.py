@@ -1,5 +1,9 @@
 """Stage plot: seed 001's figures, the heatmap and the ImageNet-C figures, into plots/figures.
 
+Per model × dataset with a manipulated cell, ``change_<model>_<dataset>.png``: every metric with
+a better direction under every (non-corruption) manipulation, coloured by its change against
+``original`` (the report's interactive change chart, as a PNG).
+
 Per model × dataset with classes: ``hist_``, ``box_``, ``class_bars_<model>_<dataset>.png``
 (seed 001's per-class figures), and per model ``heatmap_<model>.png``: one dataset ×
 manipulation panel per headline metric the cells have (:data:`HEATMAP_METRICS`: seed 001,
@@ -50,10 +54,12 @@ from cliprobe.io.atomic import atomic_path
 from cliprobe.io.saliency import read_maps
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
+from cliprobe.metrics.changes import change_table
 from cliprobe.metrics.summary import ERROR_METRIC, HEADLINE
 from cliprobe.plots import corruption, gallery, seed001
 from cliprobe.plots import saliency as saliency_plots
 from cliprobe.plots import words as words_plots
+from cliprobe.plots.changes import change_figure
 from cliprobe.stages._common import parser
 
 FIGURES = paths.PLOTS / "figures"
@@ -67,6 +73,24 @@ def save(figure: plt.Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     plt.close(figure)
+
+
+def change_figures(params: Params, order: list[str], cells: pd.DataFrame, folder: Path) -> int:
+    """``change_<model>_<dataset>.png`` for every pair with a manipulated (non-corruption)
+    cell: the PNG twin of the report's change chart."""
+    comparisons_file = paths.METRICS / "comparisons.csv"
+    comparisons = pd.read_csv(comparisons_file) if comparisons_file.is_file() else None
+    table = change_table(cells, comparisons)
+    written = 0
+    for model in params.model:
+        random = bool(cells.loc[cells["model"] == model, "random_weights"].any())
+        for dataset in params.dataset:
+            rows = table[(table["model"] == model) & (table["dataset"] == dataset)]
+            figure = change_figure(rows, order[1:], f"{model} on {dataset}", random)
+            if figure is not None:
+                save(figure, folder / f"change_{model}_{dataset}.png")
+                written += 1
+    return written
 
 
 def corruption_figures(models: Iterable[str], cells: pd.DataFrame, folder: Path) -> int:
@@ -290,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
         save(seed001.heatmaps(matrices, f"{model}: headline metrics", random),
              staging / f"heatmap_{model}.png")
         written += 1
+    written += change_figures(params, order, cells, staging)
     written += corruption_figures(params.model, cells, staging)
     written += gallery_figures(params, order, cells, staging)
     written += word_figures(params, cells, staging)
