@@ -239,9 +239,11 @@ def test_report_renders_in_a_real_browser(project: Path, repo: Path) -> None:
         name = page.locator(".metric[data-metric='recall_own_at_1']").first
         name.scroll_into_view_if_needed()
         name.hover()
-        tip = name.locator(".tip")
+        tip = page.locator("#metric-tip")
         assert tip.is_visible()
         assert lookup("recall_own_at_1").description in tip.inner_text()  # type: ignore[union-attr]
+        page.mouse.move(0, 0)
+        assert not tip.is_visible()
 
         # a gallery image opens full size, and closes with Escape
         thumbnail = page.locator("figure img.zoomable").first
@@ -263,9 +265,10 @@ def test_report_renders_in_a_real_browser(project: Path, repo: Path) -> None:
         significant = labels.filter(has_text="*")
         (significant if significant.count() else labels).first.hover()
         page.wait_for_selector("#vg-tooltip-element.visible", timeout=10_000)
-        box = chart.locator("xpath=..").bounding_box()  # the chart with its title and caption
-        assert box is not None
-        page.screenshot(path=str(build / "report-chart.png"), clip={
+        box = chart.locator("xpath=..").evaluate(  # the chart with its title and caption
+            "e => { const r = e.getBoundingClientRect();"
+            " return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height}; }")
+        page.screenshot(path=str(build / "report-chart.png"), full_page=True, clip={
             "x": max(box["x"] - 10, 0), "y": max(box["y"] - 10, 0),
             "width": min(max(box["width"], 820) + 20, 1270), "height": box["height"] + 20})
         browser.close()

@@ -110,4 +110,7 @@ def test_caption_dataset_runs_as_cached_cells(tmp_path: Path, repo: Path) -> Non
                                "manipulation"]) == {"blurred", "typographic"}
     report = (project / "plots" / "report.html").read_text()
     assert "text_to_image_recall_at_1" in report and "image_to_text_recall_at_10" in report
+    from cliprobe.metrics.registry import unregistered
+
+    assert unregistered(pd.read_csv(project / "metrics" / "cells.csv")["metric"]) == []
     assert (project / "plots" / "figures" / "heatmap_smoke.png").is_file()

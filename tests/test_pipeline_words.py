@@ -84,6 +84,11 @@ def test_saliency_and_words_are_cached_cells(project) -> None:
                        & (proximity["outcome"] == "p_word")]
     assert cosine["n_pairs"].tolist() == [17 + 17]  # 19 words each, less blank and own name
     assert "cliprobe-test:1" in proximity["source"].iloc[-1]
+    # every metric, saliency statistic and proximity measure the run emitted is registered
+    from cliprobe.metrics.registry import unregistered
+
+    cells = pd.read_csv(root / "metrics" / "cells.csv")
+    assert unregistered({*cells["metric"], *table["statistic"], *proximity["measure"]}) == []
 
     # nothing changed: nothing runs but the scan of local inputs, which finds them unchanged
     assert repro(root, _overrides(photos))[0] == {"scan"}

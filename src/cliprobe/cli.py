@@ -318,7 +318,8 @@ def report(
             stats = _stats(params_file)
             table = compare_runs(compare, **stats)
             target = out or Path("plots/compare.html")
-            write_text(target, render_comparison(table, [*compare, "workspace"]))
+            write_text(target, render_comparison(table, [*compare, "workspace"],
+                                                 bool(table.attrs.get("random_weights"))))
         else:
             from cliprobe.report.collect import collect
             from cliprobe.report.render import render

@@ -65,30 +65,48 @@ def test_changes_are_worded_with_interval_and_significance_and_ordered_by_harm()
 
 def test_typographic_cells_carry_attack_numbers_and_their_gallery() -> None:
     cells = _cells([
+        ("M", "photos", "original", "zeroshot_acc1", 0.4, 0.3, 0.5),
+        ("M", "photos", "typographic", "zeroshot_acc1", 0.2, 0.1, 0.3),
+        ("M", "photos", "typographic", "attack_success_rate", 0.7, 0.6, 0.8),
+        ("M", "photos", "typographic", "word_probability", 0.65, 0.55, 0.75),
+    ])
+    galleries = {("M", "photos", "typographic"): "gallery_M_photos_typographic.png"}
+    [pair] = answer(cells, change_table(cells, None), galleries)
+    assert pair.original_attack is None
+    [cell] = pair.cells
+    assert [e.metric.name for e in cell.attack] == ["attack_success_rate", "word_probability"]
+    assert cell.attack[0].text == "70.0% [60.0, 80.0]"
+    assert cell.gallery == "gallery_M_photos_typographic.png"
+    # no paired comparison: the difference is stated, without interval or significance
+    assert cell.changes[0].difference_text == "−20.0 pt"
+    assert cell.changes[0].verdict == "no paired test" and not cell.changes[0].significant
+
+
+def test_real_typographic_photos_attack_in_original_and_manipulations_change_it() -> None:
+    cells = _cells([
         ("M", "wild", "original", "zeroshot_acc1", 0.4, 0.3, 0.5),
         ("M", "wild", "original", "attack_success_rate", 0.6, 0.5, 0.7),
         ("M", "wild", "original", "word_probability", 0.55, 0.45, 0.65),
-        ("M", "wild", "typographic", "zeroshot_acc1", 0.2, 0.1, 0.3),
-        ("M", "wild", "typographic", "attack_success_rate", 0.7, 0.6, 0.8),
+        ("M", "wild", "grey", "zeroshot_acc1", 0.4, 0.3, 0.5),
+        ("M", "wild", "grey", "attack_success_rate", 0.7, 0.6, 0.8),
     ])
-    galleries = {("M", "wild", "typographic"): "gallery_M_wild_typographic.png",
-                 ("M", "wild", "original"): "gallery_M_wild_original.png"}
-    [pair] = answer(cells, change_table(cells, None), galleries)
-    # the real photos of the original cell are themselves attacks
+    comparisons = pd.DataFrame([
+        _comparison("grey", "attack_success_rate", 0.1, 0.04, 0.16, 0.01, True, "wild"),
+        _comparison("grey", "zeroshot_acc1", 0.0, 0.0, 0.0, 1.0, False, "wild")])
+    galleries = {("M", "wild", "original"): "gallery_M_wild_original.png"}
+    [pair] = answer(cells, change_table(cells, comparisons), galleries)
+    # the photos as taken are the attack: its numbers and gallery sit beside the baseline
     assert pair.original_attack is not None
     assert [e.metric.name for e in pair.original_attack.attack] == [
         "attack_success_rate", "word_probability"]
     assert pair.original_attack.gallery == "gallery_M_wild_original.png"
+    # grey changes the attack's success: a change like any other (lower is better, so a rise
+    # of 10 points is harm), not another attack block
     [cell] = pair.cells
-    assert cell.attack[0].text == "70.0% [60.0, 80.0]"
-    assert cell.gallery == "gallery_M_wild_typographic.png"
-    # no paired comparison: the difference is stated, without interval or significance
-    assert cell.changes[0].difference_text == "−20.0 pt"
-    assert cell.changes[0].verdict == "no paired test" and not cell.changes[0].significant
-    # attack success of original joined the change table: lower is better, so a rise is harm
-    changes = change_table(cells, None)
-    rise = changes[changes["metric"] == "attack_success_rate"].iloc[0]
-    assert round(rise["effect"], 6) == -0.1
+    assert cell.attack == []
+    rise = next(c for c in cell.changes if c.metric.name == "attack_success_rate")
+    assert (rise.difference_text, rise.tone) == ("+10.0 pt [+4.0, +16.0]", "worse")
+    assert cell.worst is rise and pair.most_harmful is cell
 
 
 def test_a_dataset_without_headline_metrics_gets_no_primary() -> None:

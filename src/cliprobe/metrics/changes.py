@@ -60,6 +60,20 @@ def change_table(cells: pd.DataFrame, comparisons: pd.DataFrame | None) -> pd.Da
     return table.reindex(columns=CHANGE_COLUMNS).reset_index(drop=True)
 
 
+#: The change figure shows every manipulation up to this many columns; beyond, only the
+#: non-corruption ones (corruption sweeps have their severity curves).
+MAX_CHANGE_COLUMNS = 20
+
+
+def change_columns(manipulations: list[str], corruptions: set[str]) -> list[str]:
+    """The change figure's columns: ``manipulations`` (grid order, no ``original``), without
+    the ImageNet-C cells in ``corruptions`` when there are more than
+    :data:`MAX_CHANGE_COLUMNS`."""
+    if len(manipulations) <= MAX_CHANGE_COLUMNS:
+        return list(manipulations)
+    return [m for m in manipulations if m not in corruptions]
+
+
 def _finite(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 

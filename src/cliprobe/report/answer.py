@@ -20,6 +20,8 @@ from cliprobe.metrics.registry import ATTACK_HEADLINE, HEADLINE, MetricInfo, des
 
 #: At most this many headline metrics per manipulation.
 MAX_HEADLINE_METRICS = 3
+#: Manipulations listed before the rest fold under "more" (attack cells are always listed).
+SHOWN_CELLS = 8
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,13 @@ class PairAnswer:
         return hurt[0] if hurt else None
 
     @property
+    def listed(self) -> tuple[list[CellAnswer], list[CellAnswer]]:
+        """(shown, folded): the first :data:`SHOWN_CELLS` manipulations, plus every cell with
+        attack numbers, are shown; the rest fold under "more"."""
+        shown = [c for i, c in enumerate(self.cells) if i < SHOWN_CELLS or c.attack]
+        return shown, [c for c in self.cells if c not in shown]
+
+    @property
     def harmful_count(self) -> int:
         """How many manipulations significantly worsen at least one headline metric."""
         return sum(1 for c in self.cells if c.worst is not None)
@@ -202,6 +211,13 @@ def answer(cells: pd.DataFrame, changes: pd.DataFrame, galleries: dict[tuple[str
         baseline = [_estimate(by_metric[m]) for m in chosen]
         n_images = int(original["n_images"].max()) if len(original) else 0
         pair_changes = changes[(changes["model"] == model) & (changes["dataset"] == dataset)]
+        original_attack = None
+        attack = _attack(original)
+        if attack:  # real typographic photos: the original cell is the attack
+            original_attack = CellAnswer(paths.CLEAN, n_images, attack=attack,
+                                         gallery=galleries.get((model, dataset, paths.CLEAN)))
+        # ... and a manipulation of them changes its success, stated like any other change
+        compared = [*chosen, ATTACK_HEADLINE[0]] if original_attack else chosen
         answers_of_cells = []
         for manipulation in dict.fromkeys(rows["manipulation"]):
             if manipulation == paths.CLEAN:
@@ -211,7 +227,7 @@ def answer(cells: pd.DataFrame, changes: pd.DataFrame, galleries: dict[tuple[str
                               gallery=galleries.get((model, dataset, manipulation)))
             mine = pair_changes[pair_changes["manipulation"] == manipulation]
             mine_by_metric = {r.metric: r for r in mine.itertuples()}
-            for metric in chosen:
+            for metric in compared:
                 row = mine_by_metric.get(metric)
                 if row is None or not _finite(row.value):
                     continue
@@ -220,14 +236,10 @@ def answer(cells: pd.DataFrame, changes: pd.DataFrame, galleries: dict[tuple[str
                     float(row.difference), float(row.difference_low),
                     float(row.difference_high), float(row.p_value), bool(row.significant),
                     bool(row.paired), float(row.effect)))
-            cell.attack = _attack(cell_rows)
+            if original_attack is None:
+                cell.attack = _attack(cell_rows)
             answers_of_cells.append(cell)
         answers_of_cells.sort(key=lambda c: c.order)
-        original_attack = None
-        attack = _attack(original)
-        if attack:
-            original_attack = CellAnswer(paths.CLEAN, n_images, attack=attack,
-                                         gallery=galleries.get((model, dataset, paths.CLEAN)))
         corruption = ((corruption_summary or {}).get(model) or {}).get(dataset)
         answers.append(PairAnswer(model, dataset, n_images, baseline,
                                   describe(chosen[0]) if chosen else None, answers_of_cells,

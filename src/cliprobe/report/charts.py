@@ -19,7 +19,7 @@ from cliprobe.metrics.registry import describe
 from cliprobe.plots.changes import DIVERGING
 
 #: Width of one heatmap column / height of one row, pixels.
-STEP = 34
+STEP = 50
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
 
@@ -59,7 +59,7 @@ def change_heatmap(changes: pd.DataFrame, manipulations: list[str]) -> dict[str,
                         scale=alt.Scale(domain=[-limit, 0, limit], range=list(DIVERGING)),
                         legend=alt.Legend(orient="right", gradientLength=120)),
         tooltip=tooltip)
-    text = base.mark_text(fontSize=10).encode(text="text:N", tooltip=tooltip)
+    text = base.mark_text(fontSize=9).encode(text="text:N", tooltip=tooltip)
     chart = (cells + text).properties(width=max(STEP * len(manipulations), 160),
                                       height=alt.Step(22))
     return _config(chart)

@@ -34,9 +34,10 @@ FIGURE_SECTIONS: tuple[tuple[str, str], ...] = (
     ("proximity_", "How close the word is to the object"),
     ("saliency_", "Where the model looks"),
 )
-#: Tables with their own place in the page (everything else under metrics/ goes to "More
-#: tables", when it has rows).
-KNOWN_TABLES = {"cells.csv", "comparisons.csv", "seed001_table.csv"}
+#: Tables whose numbers the page shows in its own layout (corruptions.csv: the per-pair
+#: tables, severity curves and CE tables); everything else under metrics/ goes to "More
+#: tables", when it has rows.
+KNOWN_TABLES = {"cells.csv", "comparisons.csv", "seed001_table.csv", "corruptions.csv"}
 #: Manipulation families, by the module of cliprobe.manipulations that registers the function.
 MANIPULATION_FAMILIES = {
     "basic": "seed 001: blur, crop, grey",

@@ -214,4 +214,7 @@ def compare(revisions: Sequence[str], include_workspace: bool = True, seed: int 
         raise CliprobeError("a comparison needs at least two runs (give one or more revisions)")
     paired = {run.label: paired_differences(runs[0], run, seed, resamples, confidence)
               for run in runs[1:]}
-    return side_by_side({run.label: run.cells for run in runs}, paired)
+    table = side_by_side({run.label: run.cells for run in runs}, paired)
+    table.attrs["random_weights"] = any(
+        bool(run.cells["random_weights"].any()) for run in runs if "random_weights" in run.cells)
+    return table

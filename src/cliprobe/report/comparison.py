@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup
 
+from cliprobe import paths
 from cliprobe.metrics.registry import FAMILIES, MetricInfo, describe, family_order, lookup
 from cliprobe.report.render import _environment, _page_assets
 from cliprobe.report.tables import GROUP_SEPARATOR, metric_name
@@ -98,7 +99,8 @@ def _difference(row: dict[str, Any], base: str, label: str) -> Difference:
 
 def _table(table_id: str, rows: pd.DataFrame, labels: list[str]) -> str:
     base = labels[0]
-    manipulations = list(dict.fromkeys(rows["manipulation"]))
+    manipulations = sorted(dict.fromkeys(rows["manipulation"]),
+                           key=lambda m: m != paths.CLEAN)  # original first, then as given
     by_key = {(r["metric"], r["manipulation"]): r for r in rows.to_dict("records")}
     metrics = sorted(dict.fromkeys(rows["metric"]), key=family_order)
     width = 2 * len(labels) - 1  # each run's value, then each difference from the base
@@ -163,7 +165,8 @@ def _table(table_id: str, rows: pd.DataFrame, labels: list[str]) -> str:
         f"<tr>{''.join(heads)}</tr></thead>{''.join(bodies)}</table></div>")
 
 
-def render_comparison(table: pd.DataFrame, labels: list[str]) -> str:
+def render_comparison(table: pd.DataFrame, labels: list[str],
+                      random_weights: bool = False) -> str:
     """The comparison page (``cliprobe report --compare``) as an HTML string."""
     base = labels[0]
     pairs = []
@@ -187,4 +190,5 @@ def render_comparison(table: pd.DataFrame, labels: list[str]) -> str:
     glossary = [describe(n) for n in sorted((n for n in names if lookup(n)), key=family_order)]
     template = _environment().get_template("compare.html.j2")
     return template.render(labels=labels, base=base, pairs=pairs, shown=SHOWN,
+                           random_weights=random_weights,
                            glossary=glossary, **_page_assets(False))

@@ -18,21 +18,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from cliprobe import paths
+from cliprobe.metrics.changes import change_columns
 from cliprobe.metrics.registry import describe, family_order, lookup
 from cliprobe.report import charts
 from cliprobe.report.answer import PairAnswer, answer
 from cliprobe.report.assets import static_text, vega_bundle
-from cliprobe.report.collect import FIGURE_SECTIONS, RunData
-from cliprobe.report.tables import metric_name, metric_table, plain_table
+from cliprobe.report.collect import FIGURE_SECTIONS, MANIPULATION_FAMILIES, RunData
+from cliprobe.report.tables import (
+    estimate_table,
+    inline_code,
+    metric_name,
+    metric_table,
+    plain_table,
+)
 
 #: Figure kinds drawn per model × dataset (``<kind><model>_<dataset>...png``).
 PAIR_FIGURES = ("gallery_", "class_bars_", "box_", "hist_", "severity_", "corruption_heatmap_",
                 "typographic_matrix_", "proximity_", "saliency_", "change_")
+#: Figures (and word matrices) of one kind shown per model × dataset before "more".
+SHOWN_FIGURES = 3
 #: Columns of extra tables that hold metric names (their values get glossary entries).
 METRIC_COLUMNS = ("metric", "statistic", "measure")
 
@@ -46,6 +54,7 @@ class Chart:
     caption: str
     spec: dict[str, Any]
     png: str | None = None  # file name under plots/figures
+    folded: bool = False  # shown under "more" (many charts of one kind)
 
     @property
     def spec_json(self) -> Markup:
@@ -152,35 +161,32 @@ def _word_charts(run: RunData, model: str, dataset: str, start: int,
             f"chart-{start + len(found)}", f"Object × written word · {manipulation}",
             "Each object (row) with each written word (column): the colour is the mean "
             "zero-shot probability of the word; hover for p(object), the share predicted as "
-            "the word and the number of images.", spec, png if png in pngs else None))
+            "the word and the number of images.", spec, png if png in pngs else None,
+            folded=len(found) >= SHOWN_FIGURES))
     return found
 
 
 def _corruption_tables(run: RunData, model: str, dataset: str) -> list[tuple[str, Markup]]:
+    """CE and relative CE per corruption, then the mCE lines, per construction."""
     entry = (run.corruption_summary.get(model) or {}).get(dataset) or {}
     tables = []
     for construction, report in entry.items():
-        rows = []
-        for corruption, ce in (report.get("ce") or {}).items():
-            relative = (report.get("relative_ce") or {}).get(corruption) or {}
-            rows.append({"corruption": corruption, **_estimate_columns("CE", ce),
-                         **_estimate_columns("relative CE", relative)})
-        for key in ("mce", "relative_mce", "mce_over_present", "relative_mce_over_present"):
-            value = report.get(key) or {}
-            if value.get("value") is not None:
-                rows.append({"corruption": describe(key).label,
-                             **_estimate_columns("CE", value)})
+        rows = [(corruption, {"ce": ce, "relative_ce": (report.get("relative_ce") or {})
+                              .get(corruption)})
+                for corruption, ce in (report.get("ce") or {}).items()]
+        for key, relative in (("mce", "relative_mce"),
+                              ("mce_over_present", "relative_mce_over_present")):
+            if (report.get(key) or {}).get("value") is not None:
+                rows.append((describe(key).label, {"ce": report[key],
+                                                   "relative_ce": report.get(relative)}))
         if rows:
-            frame = pd.DataFrame(rows)
+            units = {"ce": describe("ce"), "relative_ce": describe("relative_ce")}
+            table = estimate_table(f"ce-{model}-{dataset}-{construction}", "corruption", rows,
+                                   units)
             tables.append((f"{construction}: {report.get('corruptions_present', '?')} of 15 "
-                           f"corruptions, {report.get('n_images', '?')} images",
-                           Markup(plain_table(f"ce-{model}-{dataset}-{construction}", frame))))
+                           f"benchmark corruptions, {report.get('n_images', '?')} images",
+                           Markup(table)))
     return tables
-
-
-def _estimate_columns(name: str, estimate: dict[str, Any]) -> dict[str, Any]:
-    return {name: estimate.get("value"), f"{name} low": estimate.get("ci_low"),
-            f"{name} high": estimate.get("ci_high")}
 
 
 def pair_sections(run: RunData, answers: list[PairAnswer],
@@ -201,7 +207,9 @@ def pair_sections(run: RunData, answers: list[PairAnswer],
                    *sorted(kinds, key=lambda c: _group_rank(c[1], names, run, model, dataset))]
         table = Markup(metric_table(f"table-{len(sections)}", cells, pair_changes, columns))
         section = PairSection(pair, table)
-        heat = charts.change_heatmap(pair_changes, [n for n, _ in columns[1:]])
+        heat = charts.change_heatmap(pair_changes, change_columns(
+            [n for n, _ in columns[1:]],
+            {n for n, kind in columns if kind == MANIPULATION_FAMILIES["corruptions"]}))
         if heat is not None:
             png = f"change_{model}_{dataset}.png"
             section.charts.append(Chart(
@@ -274,6 +282,7 @@ def _environment() -> Environment:
                               trim_blocks=True, lstrip_blocks=True)
     environment.globals.update(metric_name=lambda info: Markup(metric_name(info, code=False)),
                                tree=tree)
+    environment.filters["code"] = lambda text: Markup(inline_code(str(text)))
     return environment
 
 
@@ -310,7 +319,7 @@ def render(run: RunData, subtitle: str = "") -> str:
                 and not (p.name.startswith("heatmap_") and p.stem[len("heatmap_"):] in single)]
         if rest:
             across[title] = rest
-    extra = {name: Markup(plain_table(f"extra-{i}", frame))
+    extra = {name: (len(frame), Markup(plain_table(f"extra-{i}", frame)))
              for i, (name, frame) in enumerate(run.extra_tables.items()) if len(frame)}
     settings = {key: run.params[key] for key in ("seed", "retrieval", "stats", "zeroshot",
                                                  "prompts", "saliency", "proximity")
@@ -320,6 +329,7 @@ def render(run: RunData, subtitle: str = "") -> str:
         subtitle=subtitle, random_weights=run.random_weights, provenance=run.provenance,
         settings=settings, answers=answers, answer_figures=answer_figures, sections=sections,
         across=across, extra_tables=extra, glossary=glossary(run),
+        shown_figures=SHOWN_FIGURES,
         has_comparisons=run.comparisons is not None and len(run.comparisons) > 0,
         **_page_assets(any(s.charts for s in sections)),
     )

@@ -19,13 +19,19 @@ from cliprobe.metrics.registry import FAMILIES, MetricInfo, describe, family_ord
 GROUP_SEPARATOR = "\u001f"  # joins a column group's members in data-group (never in a name)
 
 
+def inline_code(text: str) -> str:
+    """``text`` escaped for HTML, with the registry's `backtick` spans as ``<code>``."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+
+
 def metric_name(info: MetricInfo, code: bool = True) -> str:
     """A metric's label with its registry entry in a hover / focus tooltip."""
     tip = (f"<b>{html.escape(info.label)}</b> <code>{html.escape(info.name)}</code><br>"
-           f"{html.escape(info.description)}<br><b>Unit</b> {html.escape(info.unit.name)} · "
+           f"{inline_code(info.description)}<br><b>Unit</b> {html.escape(info.unit.name)} · "
            f"{html.escape(info.better_text)}"
-           + (f"<br><b>Protocol</b> {html.escape(info.protocol)}" if info.protocol else "")
-           + (f"<br><b>Reference</b> {html.escape(info.reference)}" if info.reference else ""))
+           + (f"<br><b>Protocol</b> {inline_code(info.protocol)}" if info.protocol else "")
+           + (f"<br><b>Reference</b> {inline_code(info.reference)}" if info.reference else ""))
     name = f' <code>{html.escape(info.name)}</code>' if code else ""
     return (f'<span class="metric" tabindex="0" data-metric="{html.escape(info.name)}">'
             f'{html.escape(info.label)}<span class="tip" role="tooltip">{tip}</span></span>{name}')
@@ -136,3 +142,29 @@ def plain_table(table_id: str, frame: pd.DataFrame) -> str:
         rows.append(f"<tr>{''.join(tds)}</tr>")
     return (f'<div class="scroll"><table class="plain sortable" id="{table_id}"><thead><tr>'
             f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def estimate_table(table_id: str, first: str, rows: list[tuple[str, dict[str, Any]]],
+                   units: dict[str, MetricInfo]) -> str:
+    """A sortable table of estimates: one row per ``(name, {column: {value, ci_low,
+    ci_high}})``, each column stated in its metric's unit (``units``: column -> entry)."""
+    head = (f'<th data-sort="0">{html.escape(first)}</th>'
+            + "".join(f'<th data-sort="{i + 1}">{metric_name(info, code=False)}</th>'
+                      for i, info in enumerate(units.values())))
+    body = []
+    for name, estimates in rows:
+        tds = [f"<td>{html.escape(name)}</td>"]
+        for column, info in units.items():
+            estimate = estimates.get(column) or {}
+            value = estimate.get("value")
+            if not _finite(value):
+                tds.append('<td data-value="">–</td>')
+                continue
+            low, high = estimate.get("ci_low"), estimate.get("ci_high")
+            unit = info.unit
+            interval = (f" <small>[{unit.number(low)}, {unit.number(high)}]</small>"
+                        if _finite(low) and _finite(high) else "")
+            tds.append(f'<td data-value="{float(value):.10g}">{unit.value(value)}{interval}</td>')
+        body.append(f"<tr>{''.join(tds)}</tr>")
+    return (f'<div class="scroll"><table class="plain sortable" id="{table_id}"><thead><tr>'
+            f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")

@@ -1,8 +1,8 @@
 """Stage plot: seed 001's figures, the heatmap and the ImageNet-C figures, into plots/figures.
 
 Per model × dataset with a manipulated cell, ``change_<model>_<dataset>.png``: every metric with
-a better direction under every (non-corruption) manipulation, coloured by its change against
-``original`` (the report's interactive change chart, as a PNG).
+a better direction under every manipulation (corruption cells only up to 20 columns), coloured
+by its change against ``original`` (the report's interactive change chart, as a PNG).
 
 Per model × dataset with classes: ``hist_``, ``box_``, ``class_bars_<model>_<dataset>.png``
 (seed 001's per-class figures), and per model ``heatmap_<model>.png``: one dataset ×
@@ -54,7 +54,7 @@ from cliprobe.io.atomic import atomic_path
 from cliprobe.io.saliency import read_maps
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
-from cliprobe.metrics.changes import change_table
+from cliprobe.metrics.changes import change_columns, change_table
 from cliprobe.metrics.summary import ERROR_METRIC, HEADLINE
 from cliprobe.plots import corruption, gallery, seed001
 from cliprobe.plots import saliency as saliency_plots
@@ -75,18 +75,22 @@ def save(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
-def change_figures(params: Params, order: list[str], cells: pd.DataFrame, folder: Path) -> int:
-    """``change_<model>_<dataset>.png`` for every pair with a manipulated (non-corruption)
-    cell: the PNG twin of the report's change chart."""
+def change_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
+    """``change_<model>_<dataset>.png`` for every pair with a manipulated cell: the PNG twin
+    of the report's change chart (same columns: :func:`cliprobe.metrics.changes.
+    change_columns`)."""
     comparisons_file = paths.METRICS / "comparisons.csv"
     comparisons = pd.read_csv(comparisons_file) if comparisons_file.is_file() else None
     table = change_table(cells, comparisons)
+    columns = change_columns(list(params.manipulation), {
+        name for name, entry in params.manipulation.items()
+        if entry.function.startswith(REGISTRY_PREFIX)})
     written = 0
     for model in params.model:
         random = bool(cells.loc[cells["model"] == model, "random_weights"].any())
         for dataset in params.dataset:
             rows = table[(table["model"] == model) & (table["dataset"] == dataset)]
-            figure = change_figure(rows, order[1:], f"{model} on {dataset}", random)
+            figure = change_figure(rows, columns, f"{model} on {dataset}", random)
             if figure is not None:
                 save(figure, folder / f"change_{model}_{dataset}.png")
                 written += 1
@@ -314,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         save(seed001.heatmaps(matrices, f"{model}: headline metrics", random),
              staging / f"heatmap_{model}.png")
         written += 1
-    written += change_figures(params, order, cells, staging)
+    written += change_figures(params, cells, staging)
     written += corruption_figures(params.model, cells, staging)
     written += gallery_figures(params, order, cells, staging)
     written += word_figures(params, cells, staging)

@@ -77,6 +77,31 @@
     });
   });
 
+  // --- metric names: their registry entry in a floating box on hover / focus ---------------
+  var tip = document.createElement("div");
+  tip.id = "metric-tip";
+  tip.setAttribute("role", "tooltip");
+  tip.hidden = true;
+  document.body.appendChild(tip);
+  function showTip(name) {
+    var source = name.querySelector(".tip");
+    if (!source) return;
+    tip.innerHTML = source.innerHTML;
+    tip.hidden = false;
+    var r = name.getBoundingClientRect(), width = tip.offsetWidth, height = tip.offsetHeight;
+    var top = r.bottom + 6 + height > window.innerHeight ? r.top - height - 6 : r.bottom + 6;
+    tip.style.left = Math.max(4, Math.min(r.left, window.innerWidth - width - 8)) + "px";
+    tip.style.top = Math.max(4, top) + "px";
+  }
+  function hideTip() { tip.hidden = true; }
+  document.querySelectorAll(".metric").forEach(function (name) {
+    name.addEventListener("mouseenter", function () { showTip(name); });
+    name.addEventListener("focus", function () { showTip(name); });
+    name.addEventListener("mouseleave", hideTip);
+    name.addEventListener("blur", hideTip);
+  });
+  window.addEventListener("scroll", hideTip, { passive: true });
+
   // --- images open full size on click (Escape or a click closes) ----------------------------
   var box = document.getElementById("lightbox");
   if (box) {
