@@ -38,13 +38,14 @@ class Unit:
         """``75.4%`` for a fraction of 0.754; '–' for a missing value."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
-        return f"{value * self.scale:.{self.decimals}f}{self.suffix}"
+        return f"{self.number(value)}{self.suffix}"
 
     def number(self, value: float | None) -> str:
-        """The scaled number without a suffix (interval bounds)."""
+        """The scaled number without a suffix (interval bounds); U+2212 for minus."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
-        return f"{value * self.scale:.{self.decimals}f}"
+        text = f"{value * self.scale:.{self.decimals}f}"
+        return text.replace("-", "−") if float(text) != 0 else text.lstrip("-")
 
     def signed(self, difference: float | None, unit: bool = True) -> str:
         """A difference with its sign (U+2212 for minus) and unit: ``−12.3 pt``."""

@@ -98,6 +98,44 @@ def severity_chart(severity: pd.DataFrame, metric: str) -> dict[str, Any] | None
     return _config((band + line).properties(width=420, height=260))
 
 
+def corruption_heatmap(severity: pd.DataFrame, metric: str) -> dict[str, Any] | None:
+    """Corruption (rows, in the table's order) × severity 1-5 of ``metric``, with its interval
+    in the tooltip. ``severity``: plots/severity.csv rows of one model × dataset ×
+    construction (severity 0, the original cell, is left out)."""
+    rows = severity[severity["severity"] > 0]
+    if metric not in rows or rows[metric].isna().all():
+        return None
+    info = describe(metric)
+    unit = info.unit
+    data = pd.DataFrame({
+        "corruption": rows["corruption"], "severity": rows["severity"],
+        "manipulation": rows["manipulation"], "value": rows[metric] * unit.scale,
+        "estimate": [f"{unit.value(v)} [{unit.number(lo)}, {unit.number(hi)}]"
+                     for v, lo, hi in zip(rows[metric],
+                                          rows.get(f"{metric}_ci_low", rows[metric]),
+                                          rows.get(f"{metric}_ci_high", rows[metric]),
+                                          strict=True)]})
+    order = list(dict.fromkeys(data["corruption"]))
+    worse_high = info.better == "lower"
+    tooltip = [alt.Tooltip("corruption:N"), alt.Tooltip("severity:O"),
+               alt.Tooltip("manipulation:N", title="cell"),
+               alt.Tooltip("estimate:N", title=f"{info.label} [95%]")]
+    base = alt.Chart(data).encode(
+        x=alt.X("severity:O", title="severity", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("corruption:N", sort=order, title=None))
+    top = unit.scale if unit.suffix == "%" else float(data["value"].abs().max() or 1.0)
+    cells = base.mark_rect(stroke="white").encode(
+        color=alt.Color("value:Q", title=f"{info.label}{' (%)' if unit.suffix else ''}",
+                        scale=alt.Scale(scheme="orangered" if worse_high else "greens",
+                                        domain=[0, top])),
+        tooltip=tooltip)
+    text = base.mark_text(fontSize=9).encode(
+        text=alt.Text("value:Q", format=f".{unit.decimals}f"), tooltip=tooltip,
+        color=alt.condition(f"datum.value > {0.6 * top}", alt.value("white"),
+                            alt.value("black")))
+    return _config((cells + text).properties(width=alt.Step(46), height=alt.Step(20)))
+
+
 def word_matrix(pairs: pd.DataFrame) -> dict[str, Any] | None:
     """Object (rows) × written word (columns) of one cell, coloured by p(word), with p(object),
     attack success and images in the tooltip; ``blank`` and the object's own name first.

@@ -123,25 +123,33 @@ def _section_of(name: str) -> str:
 
 def _severity_charts(run: RunData, model: str, dataset: str, start: int,
                      pngs: set[str]) -> list[Chart]:
+    """Per construction: the severity curves and the corruption × severity heatmap."""
     if run.severity is None or run.severity.empty:
         return []
     rows = run.severity[(run.severity["model"] == model) & (run.severity["dataset"] == dataset)]
-    found = []
+    found: list[Chart] = []
     for construction, group in rows.groupby("construction", sort=False):
         metric = next((m for m in ("zeroshot_error", "seed001_accuracy", "recall_own_at_1")
                        if m in group and group[m].notna().any()), None)
         if metric is None:
             continue
-        spec = charts.severity_chart(group, metric)
-        if spec is None:
-            continue
         suffix = "" if construction == "imagenet_c" else f"_{construction}"
-        png = f"severity_{model}_{dataset}{suffix}.png"
-        found.append(Chart(
-            f"chart-{start + len(found)}", f"Severity curves ({construction})",
-            f"{describe(metric).label} against corruption severity, one line per corruption, "
-            "with its 95% interval; click a legend entry to bring one corruption forward, "
-            "hover a point for its numbers.", spec, png if png in pngs else None))
+        label = describe(metric).label
+        curves = charts.severity_chart(group, metric)
+        if curves is not None:
+            png = f"severity_{model}_{dataset}{suffix}.png"
+            found.append(Chart(
+                f"chart-{start + len(found)}", f"Severity curves ({construction})",
+                f"{label} against corruption severity, one line per corruption, with its 95% "
+                "interval; click a legend entry to bring one corruption forward, hover a point "
+                "for its numbers.", curves, png if png in pngs else None))
+        grid = charts.corruption_heatmap(group, metric)
+        if grid is not None:
+            png = f"corruption_heatmap_{model}_{dataset}{suffix}.png"
+            found.append(Chart(
+                f"chart-{start + len(found)}", f"Corruption × severity ({construction})",
+                f"{label} of every corruption cell; hover for its interval.", grid,
+                png if png in pngs else None))
     return found
 
 
