@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from cliprobe import paths
 from cliprobe.metrics.registry import FAMILIES, MetricInfo, describe, family_order, lookup
-from cliprobe.report.render import _environment, _page_assets
+from cliprobe.report.render import page_assets, page_environment
 from cliprobe.report.tables import GROUP_SEPARATOR, metric_name
 
 #: Separates a manipulation from its sub-column's index in ``data-col`` (the page's filter
@@ -188,7 +188,7 @@ def render_comparison(table: pd.DataFrame, labels: list[str],
                       "table": Markup(_table(f"table-{len(pairs)}", rows, labels))})
     names = set(table["metric"])
     glossary = [describe(n) for n in sorted((n for n in names if lookup(n)), key=family_order)]
-    template = _environment().get_template("compare.html.j2")
+    template = page_environment().get_template("compare.html.j2")
     return template.render(labels=labels, base=base, pairs=pairs, shown=SHOWN,
                            random_weights=random_weights,
-                           glossary=glossary, **_page_assets(False))
+                           glossary=glossary, **page_assets(False))

@@ -49,12 +49,12 @@ METRIC_COLUMNS = ("metric", "statistic", "measure")
 class Chart:
     """An interactive figure: its Vega-Lite spec and the PNG of the same numbers."""
 
-    id: str
     title: str
     caption: str
     spec: dict[str, Any]
     png: str | None = None  # file name under plots/figures
     folded: bool = False  # shown under "more" (many charts of one kind)
+    id: str = ""  # the page element's id, numbered across the page
 
     @property
     def spec_json(self) -> Markup:
@@ -121,8 +121,7 @@ def _section_of(name: str) -> str:
                 "Other figures")
 
 
-def _severity_charts(run: RunData, model: str, dataset: str, start: int,
-                     pngs: set[str]) -> list[Chart]:
+def _severity_charts(run: RunData, model: str, dataset: str, pngs: set[str]) -> list[Chart]:
     """Per construction: the severity curves and the corruption × severity heatmap."""
     if run.severity is None or run.severity.empty:
         return []
@@ -139,7 +138,7 @@ def _severity_charts(run: RunData, model: str, dataset: str, start: int,
         if curves is not None:
             png = f"severity_{model}_{dataset}{suffix}.png"
             found.append(Chart(
-                f"chart-{start + len(found)}", f"Severity curves ({construction})",
+                f"Severity curves ({construction})",
                 f"{label} against corruption severity, one line per corruption, with its 95% "
                 "interval; click a legend entry to bring one corruption forward, hover a point "
                 "for its numbers.", curves, png if png in pngs else None))
@@ -147,14 +146,14 @@ def _severity_charts(run: RunData, model: str, dataset: str, start: int,
         if grid is not None:
             png = f"corruption_heatmap_{model}_{dataset}{suffix}.png"
             found.append(Chart(
-                f"chart-{start + len(found)}", f"Corruption × severity ({construction})",
+                f"Corruption × severity ({construction})",
                 f"{label} of every corruption cell; hover for its interval.", grid,
                 png if png in pngs else None))
     return found
 
 
-def _word_charts(run: RunData, model: str, dataset: str, start: int,
-                 pngs: set[str]) -> list[Chart]:
+def _word_charts(run: RunData, model: str, dataset: str, pngs: set[str]) -> list[Chart]:
+    """Per cell with written words: the object × written word matrix."""
     if run.word_pairs is None or run.word_pairs.empty:
         return []
     rows = run.word_pairs[(run.word_pairs["model"] == model)
@@ -166,7 +165,7 @@ def _word_charts(run: RunData, model: str, dataset: str, start: int,
             continue
         png = f"typographic_matrix_{model}_{dataset}_{manipulation}.png"
         found.append(Chart(
-            f"chart-{start + len(found)}", f"Object × written word · {manipulation}",
+            f"Object × written word · {manipulation}",
             "Each object (row) with each written word (column): the colour is the mean "
             "zero-shot probability of the word; hover for p(object), the share predicted as "
             "the word and the number of images.", spec, png if png in pngs else None,
@@ -221,18 +220,16 @@ def pair_sections(run: RunData, answers: list[PairAnswer],
         if heat is not None:
             png = f"change_{model}_{dataset}.png"
             section.charts.append(Chart(
-                f"chart-{chart_count}", "Change against original",
+                "Change against original",
                 "Every metric with a better direction (rows) under every manipulation "
                 "(columns): green = more robust-looking, red = worse, in the metric's unit "
                 "(points for shares); * = the paired test on the same images is significant. "
                 "Hover a cell for the numbers.", heat, png if png in pngs else None))
-            chart_count += 1
-        more = (_severity_charts(run, model, dataset, chart_count, pngs)
-                + _word_charts(run, model, dataset, chart_count + 1000, pngs))
-        for chart in more:
+        section.charts += (_severity_charts(run, model, dataset, pngs)
+                           + _word_charts(run, model, dataset, pngs))
+        for chart in section.charts:
             chart.id = f"chart-{chart_count}"
             chart_count += 1
-        section.charts += more
         used |= {c.png for c in section.charts if c.png}
         for files in run.figures.values():
             for path in files:
@@ -284,7 +281,8 @@ def tree(value: Any) -> Markup:
     return Markup(html.escape("null" if value is None else str(value)))
 
 
-def _environment() -> Environment:
+def page_environment() -> Environment:
+    """Jinja environment of the report's templates (cliprobe/report/static)."""
     environment = Environment(loader=PackageLoader("cliprobe.report", "static"),
                               autoescape=select_autoescape(default=True),
                               trim_blocks=True, lstrip_blocks=True)
@@ -294,7 +292,8 @@ def _environment() -> Environment:
     return environment
 
 
-def _page_assets(with_charts: bool) -> dict[str, Markup]:
+def page_assets(with_charts: bool) -> dict[str, Markup]:
+    """The page's inline CSS and JS, and the Vega bundle when it has charts."""
     return {"css": Markup(static_text("report.css")),
             "js": Markup(static_text("report.js")),
             "vega": Markup(vega_bundle()) if with_charts else Markup("")}
@@ -332,12 +331,12 @@ def render(run: RunData, subtitle: str = "") -> str:
     settings = {key: run.params[key] for key in ("seed", "retrieval", "stats", "zeroshot",
                                                  "prompts", "saliency", "proximity")
                 if key in run.params}
-    template = _environment().get_template("report.html.j2")
+    template = page_environment().get_template("report.html.j2")
     return template.render(
         subtitle=subtitle, random_weights=run.random_weights, provenance=run.provenance,
         settings=settings, answers=answers, answer_figures=answer_figures, sections=sections,
         across=across, extra_tables=extra, glossary=glossary(run),
         shown_figures=SHOWN_FIGURES,
         has_comparisons=run.comparisons is not None and len(run.comparisons) > 0,
-        **_page_assets(any(s.charts for s in sections)),
+        **page_assets(any(s.charts for s in sections)),
     )
