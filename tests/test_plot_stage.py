@@ -11,8 +11,8 @@ from cliprobe.manipulations.sweeps import imagenet_c_sweep
 from cliprobe.stages import aggregate, plot
 from test_aggregate import write_tree
 
-SEED001_FIGURES = ["box_smoke_sample.png", "class_bars_smoke_sample.png",
-                   "heatmap_smoke.png", "hist_smoke_sample.png"]
+SEED001_FIGURES = ["box_smoke_sample.png", "change_smoke_sample.png",
+                   "class_bars_smoke_sample.png", "heatmap_smoke.png", "hist_smoke_sample.png"]
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_corruption_figures_two_models_and_constructions(
                 for kind in ("severity", "corruption_heatmap") for model in ("smoke", "RN50")
                 for suffix in ("", "_full_resolution")]
     expected += ["severity_models_sample.png", "severity_models_sample_full_resolution.png"]
-    expected += [f"{kind}_{model}_sample.png" for kind in ("box", "class_bars", "hist")
+    expected += [f"{kind}_{model}_sample.png" for kind in ("box", "change", "class_bars", "hist")
                  for model in ("smoke", "RN50")]
     expected += ["heatmap_smoke.png", "heatmap_RN50.png"]
     assert _figures(tmp_path) == sorted(expected)

@@ -124,12 +124,12 @@ def emitted_by_the_scores(tmp_path: Path, service_url: str) -> set[str]:
 def emitted_by_the_summaries() -> set[str]:
     """Names the aggregate and words stages add: the corruption summary's keys and the error
     CE is computed from, the saliency statistics, the proximity measures."""
-    from cliprobe.stages.aggregate import ERROR_METRIC
+    from cliprobe.metrics.summary import ERROR_METRIC
 
     errors = {c: {s: 0.5 for s in cm.SEVERITIES} for c in cm.ALEXNET_ERRORS}
     summary = cm.corruption_summary(errors, 0.3)
     names = {k for k, v in summary.items() if isinstance(v, dict | float)} | {ERROR_METRIC}
-    names.add("clean_error")  # aggregate.corruption_report's baseline entry
+    names.add("clean_error")  # metrics.corruption_summary.corruption_report's baseline entry
     mass = pd.DataFrame({"image_id": ["a", "a"], "view": ["attacked"] * 2,
                          "method": ["gradcam"] * 2, "role": ["object", "second"],
                          "class_name": ["egg", "cat"], "second_role": ["word"] * 2,
