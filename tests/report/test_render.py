@@ -123,3 +123,51 @@ def test_the_page_is_self_contained(run_dir: Path) -> None:
                        page, re.S)
     assert specs and json.loads(specs[0][1])["layer"]
     assert "vegaEmbed" in page and "$schema" not in specs[0][1]
+
+
+def test_the_words_stage_shows_in_its_pair_section(run_dir: Path) -> None:
+    """The object × written word matrix as an interactive chart, the saliency and proximity
+    numbers as tables in their units, their figures in the pair's section, not at the end."""
+    figures = run_dir / "plots" / "figures"
+    pd.DataFrame({
+        "model": "M", "dataset": "photos", "manipulation": "typographic",
+        "object": ["apple", "apple", "dog"], "word": [None, "ipod", "ipod"],
+        "condition": ["clean", "attack", "attack"], "n_images": [2, 2, 1],
+        "p_object": [0.9, 0.3, 0.4], "p_word": [0.02, 0.6, 0.5],
+        "attack_success": [float("nan"), 0.5, 1.0], "acc1": [1.0, 0.5, 0.0],
+        "text_cosine": [float("nan"), 0.61, 0.55]}).to_csv(
+        run_dir / "plots" / "word_pairs.csv", index=False)
+    pd.DataFrame([{"model": "M", "dataset": "photos", "manipulation": "typographic",
+                   "measure": "text_cosine", "outcome": "p_word", "rho": 0.42, "ci_low": 0.1,
+                   "ci_high": 0.7, "p_value": 0.03, "n_pairs": 9, "resamples": 100,
+                   "confidence": 0.95, "source": "cliprobe-test"}]).to_csv(
+        run_dir / "metrics" / "proximity.csv", index=False)
+    pd.DataFrame([{"model": "M", "dataset": "photos", "manipulation": "typographic",
+                   "method": "gradcam", "view": "attacked", "statistic": s, "value": v,
+                   "ci_low": v - 0.1, "ci_high": v + 0.1, "n": 5, "box_fraction": 0.2}
+                  for s, v in (("mass_in_box_word", 0.5), ("mass_in_box_object", 0.25))]).to_csv(
+        run_dir / "metrics" / "saliency.csv", index=False)
+    for name in ("typographic_matrix_M_photos_typographic.png", "proximity_M_photos.png",
+                 "saliency_M_photos_typographic.png"):
+        _png(figures / name, 20, noise=False)
+    page = render(collect())
+    details = page[page.index('id="details"'):page.index('id="glossary"')]
+    pair = details[:details.index('id="more-tables"')] if 'id="more-tables"' in details \
+        else details
+    # the matrix is a chart with its PNG named beside it, not repeated as an image
+    assert "<h4>Object × written word · typographic</h4>" in pair
+    assert "figures/typographic_matrix_M_photos_typographic.png" in pair
+    assert 'alt="typographic_matrix_M_photos_typographic.png"' not in page
+    specs = re.findall(r'<script type="application/json" id="chart-\d+-spec">(.*?)</script>',
+                       page, re.S)
+    assert any('"p_word_pct"' in spec for spec in specs)
+    # the saliency and proximity figures sit in the pair's section
+    for name in ("proximity_M_photos.png", "saliency_M_photos_typographic.png"):
+        assert f'alt="{name}"' in pair
+    # their numbers in the registry's units with intervals, names explained on hover
+    assert "Where the model looks: share of saliency mass" in pair
+    assert "<td>typographic · gradcam · attacked</td>" in pair
+    assert "50.0% <small>[40.0, 60.0]</small>" in pair
+    assert "<td>typographic · p_word</td>" in pair and "0.42 <small>[0.10, 0.70]</small>" in pair
+    for name in ("mass_in_box_word", "mass_in_box_object", "text_cosine"):
+        assert f'data-metric="{name}"' in pair and f'id="metric-{name}"' in page

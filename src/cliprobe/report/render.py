@@ -81,6 +81,7 @@ class PairSection:
     charts: list[Chart] = field(default_factory=list)
     figures: dict[str, list[Figure]] = field(default_factory=dict)
     corruption_tables: list[tuple[str, Markup]] = field(default_factory=list)
+    word_tables: list[tuple[str, Markup]] = field(default_factory=list)
 
 
 #: PNGs larger than this (galleries of photos) are shown as JPEG, at full resolution: the page
@@ -196,6 +197,43 @@ def _corruption_tables(run: RunData, model: str, dataset: str) -> list[tuple[str
     return tables
 
 
+#: The words stage's tables stated per model × dataset: (file under metrics/, the columns that
+#: name a row, the column that names a metric, the estimate's value column, heading).
+WORD_TABLES = (
+    ("saliency.csv", ("manipulation", "method", "view"), "statistic", "value",
+     "Where the model looks: share of saliency mass in the written word's box"),
+    ("proximity.csv", ("manipulation", "outcome"), "measure", "rho",
+     "How close the word is to the object: Spearman's rho with the attack's outcome"),
+)
+
+
+def _word_tables(run: RunData, model: str, dataset: str) -> list[tuple[str, Markup]]:
+    """metrics/saliency.csv and metrics/proximity.csv rows of one pair as estimate tables:
+    a row per cell (and method / view, or outcome), a column per statistic or measure, each
+    in its registry unit with its interval."""
+    tables = []
+    for file, keys, name_column, value_column, heading in WORD_TABLES:
+        frame = run.extra_tables.get(file)
+        if frame is None or frame.empty or not {"model", "dataset", *keys} <= set(frame):
+            continue
+        rows_of = frame[(frame["model"] == model) & (frame["dataset"] == dataset)]
+        rows_of = rows_of[rows_of[value_column].notna()]
+        if rows_of.empty:
+            continue
+        names = sorted(dict.fromkeys(rows_of[name_column].astype(str)), key=family_order)
+        rows = []
+        for key, group in rows_of.groupby(list(keys), sort=False):
+            estimates = {str(r[name_column]): {"value": r[value_column], "ci_low": r["ci_low"],
+                                               "ci_high": r["ci_high"]}
+                         for r in group.to_dict("records")}
+            rows.append((" · ".join(str(k) for k in key), estimates))
+        units = {n: describe(n) for n in names}
+        table_id = f"{file.removesuffix('.csv')}-{model}-{dataset}"
+        tables.append((heading, Markup(estimate_table(table_id, " · ".join(keys), rows,
+                                                      units))))
+    return tables
+
+
 def pair_sections(run: RunData, answers: list[PairAnswer],
                   shown: set[str]) -> tuple[list[PairSection], set[str]]:
     """The per model × dataset sections, and the figure names they (or the answer) show."""
@@ -238,6 +276,7 @@ def pair_sections(run: RunData, answers: list[PairAnswer],
                 section.figures.setdefault(_section_of(path.name), []).append(_inline(path))
                 used.add(path.name)
         section.corruption_tables = _corruption_tables(run, model, dataset)
+        section.word_tables = _word_tables(run, model, dataset)
         sections.append(section)
     return sections, used
 
