@@ -235,6 +235,24 @@ def test_report_renders_in_a_real_browser(project: Path, repo: Path) -> None:
             assert finite == sorted(finite, reverse=True), values
         assert header_cell.get_attribute("aria-sort") == "descending"
 
+        # filter rows by metric name and columns by manipulation name, then clear both
+        table_id = table.get_attribute("id")
+        rows_filter = page.locator(f"input[data-filter-rows='{table_id}']")
+        columns_filter = page.locator(f"input[data-filter-cols='{table_id}']")
+        every_column = table.locator("thead th[data-col]:visible").count()
+        rows_filter.fill("recall")
+        shown_rows = table.locator("tbody tr[data-search]:visible")
+        assert shown_rows.count() > 0
+        assert all("recall" in (s or "").lower() for s in shown_rows.evaluate_all(
+            "rows => rows.map(r => r.getAttribute('data-search'))"))
+        columns_filter.fill("grey")
+        shown_columns = table.locator("thead th[data-col]:visible").evaluate_all(
+            "cells => cells.map(c => c.getAttribute('data-col'))")
+        assert shown_columns == ["original", "grey"], shown_columns  # original always stays
+        rows_filter.fill("")
+        columns_filter.fill("")
+        assert table.locator("thead th[data-col]:visible").count() == every_column
+
         # hover a metric's name: its registry description appears
         name = page.locator(".metric[data-metric='recall_own_at_1']").first
         name.scroll_into_view_if_needed()

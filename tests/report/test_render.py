@@ -171,3 +171,25 @@ def test_the_words_stage_shows_in_its_pair_section(run_dir: Path) -> None:
     assert "<td>typographic · p_word</td>" in pair and "0.42 <small>[0.10, 0.70]</small>" in pair
     for name in ("mass_in_box_word", "mass_in_box_object", "text_cosine"):
         assert f'data-metric="{name}"' in pair and f'id="metric-{name}"' in page
+
+
+def test_a_model_on_two_datasets_gets_interactive_dataset_by_manipulation_grids(
+        run_dir: Path) -> None:
+    cells = pd.read_csv(run_dir / "metrics" / "cells.csv")
+    second = cells[cells["manipulation"] != "typographic"].assign(dataset="cifar")
+    pd.concat([cells, second]).to_csv(run_dir / "metrics" / "cells.csv", index=False)
+    page = render(collect())
+    across = page[page.index('id="across"'):page.index('id="glossary"')]
+    # one grid per heatmap metric present, the plot stage's PNG named, not inlined again
+    assert "<h4>M: own-image recall@1</h4>" in across and "<h4>M: zero-shot top-1</h4>" in across
+    assert "figures/heatmap_M.png" in across and 'alt="heatmap_M.png"' not in page
+    specs = dict(re.findall(r'<script type="application/json" id="(chart-\d+)-spec">(.*?)'
+                            r"</script>", page, re.S))
+    assert len(specs) == len(set(specs))  # ids numbered once across the page
+    grids = [rows for s in specs.values() if "cifar" in s
+             for rows in json.loads(s)["datasets"].values()]
+    assert len(grids) == 2  # own-image recall@1, zero-shot top-1 (attacks: one dataset)
+    top1 = next(rows for rows in grids if rows[0]["estimate"] == "75.0% [71.0, 79.0]")
+    assert {(r["dataset"], r["manipulation"]) for r in top1} == {
+        (d, x) for d in ("photos", "cifar") for x in ("original", "grey", "typographic")
+    } - {("cifar", "typographic")}

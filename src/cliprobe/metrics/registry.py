@@ -344,6 +344,11 @@ METRICS: tuple[Metric, ...] = (
 #: order (the first few a model × dataset has); the first one present orders manipulations.
 HEADLINE: tuple[str, ...] = ("zeroshot_acc1", "text_to_image_recall_at_1", "seed001_accuracy",
                              "recall_own_at_1", "image_to_text_recall_at_1", "probe_accuracy")
+#: Metrics of the per-model dataset × manipulation heatmap (the plot stage's
+#: ``heatmap_<model>.png`` panels and the report's interactive grids), in order.
+HEATMAP_METRICS: tuple[str, ...] = ("seed001_accuracy", "recall_own_at_1", "zeroshot_acc1",
+                                    "text_to_image_recall_at_1", "image_to_text_recall_at_1",
+                                    "attack_success_rate", "word_search_above_clean")
 #: Metrics the answer states for cells with written words (typographic attacks).
 ATTACK_HEADLINE: tuple[str, ...] = ("attack_success_rate", "word_probability",
                                     "attacked_true_class_acc1")

@@ -166,3 +166,40 @@ def word_matrix(pairs: pd.DataFrame) -> dict[str, Any] | None:
         tooltip=tooltip,
     ).properties(width=alt.Step(26), height=alt.Step(22))
     return _config(chart)
+
+
+def grid_heatmap(cells: pd.DataFrame, metric: str,
+                 manipulations: list[str]) -> dict[str, Any] | None:
+    """Dataset (rows) × manipulation (columns) of one model's ``metric``, each cell its value
+    in the metric's unit with the interval in the tooltip (the interactive twin of the plot
+    stage's ``heatmap_<model>.png`` panel). ``cells``: metrics/cells.csv rows of one model.
+    None when fewer than two datasets have the metric (one row says nothing the per-pair
+    change chart does not)."""
+    rows = cells[(cells["metric"] == metric) & cells["value"].notna()]
+    if rows["dataset"].nunique() < 2:
+        return None
+    info = describe(metric)
+    unit = info.unit
+    data = pd.DataFrame({
+        "dataset": rows["dataset"], "manipulation": rows["manipulation"],
+        "value": rows["value"] * unit.scale,
+        "estimate": [f"{unit.value(v)} [{unit.number(lo)}, {unit.number(hi)}]"
+                     for v, lo, hi in zip(rows["value"], rows["ci_low"], rows["ci_high"],
+                                          strict=True)]})
+    order = [m for m in manipulations if m in set(data["manipulation"])]
+    top = unit.scale if unit.suffix == "%" else float(data["value"].abs().max() or 1.0)
+    tooltip = [alt.Tooltip("dataset:N"), alt.Tooltip("manipulation:N"),
+               alt.Tooltip("estimate:N", title=f"{info.label} [95%]")]
+    base = alt.Chart(data).encode(
+        x=alt.X("manipulation:N", sort=order, title=None,
+                axis=alt.Axis(labelAngle=-40, orient="top")),
+        y=alt.Y("dataset:N", title=None))
+    cells_layer = base.mark_rect(stroke="white").encode(
+        color=alt.Color("value:Q", title=f"{info.label}{' (%)' if unit.suffix else ''}",
+                        scale=alt.Scale(scheme="viridis", domain=[0, top])),
+        tooltip=tooltip)
+    text = base.mark_text(fontSize=9).encode(
+        text=alt.Text("value:Q", format=f".{unit.decimals}f"), tooltip=tooltip,
+        color=alt.condition(f"datum.value < {0.6 * top}", alt.value("white"),
+                            alt.value("black")))
+    return _config((cells_layer + text).properties(width=alt.Step(56), height=alt.Step(24)))

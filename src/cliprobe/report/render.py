@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from cliprobe import paths
 from cliprobe.metrics.changes import change_columns
-from cliprobe.metrics.registry import describe, family_order, lookup
+from cliprobe.metrics.registry import HEATMAP_METRICS, describe, family_order, lookup
 from cliprobe.report import charts
 from cliprobe.report.answer import PairAnswer, answer
 from cliprobe.report.assets import static_text, vega_bundle
@@ -281,6 +281,32 @@ def pair_sections(run: RunData, answers: list[PairAnswer],
     return sections, used
 
 
+def grid_charts(run: RunData, first_id: int) -> tuple[list[Chart], set[str]]:
+    """Per model on two datasets or more: a dataset × manipulation grid per heatmap metric it
+    has (ImageNet-C cells left to their severity curves), and the models they cover."""
+    found: list[Chart] = []
+    models: set[str] = set()
+    pngs = {f.name for files in run.figures.values() for f in files}
+    for model in run.provenance["models"]:
+        cells = run.cells[run.cells["model"] == model]
+        corruption = {key[2] for key, family in run.families.items()
+                      if key[0] == model and family == MANIPULATION_FAMILIES["corruptions"]}
+        order = [m for m in dict.fromkeys([paths.CLEAN, *cells["manipulation"]])
+                 if m not in corruption]
+        for metric in HEATMAP_METRICS:
+            spec = charts.grid_heatmap(cells[cells["manipulation"].isin(order)], metric, order)
+            if spec is None:
+                continue
+            png = f"heatmap_{model}.png"
+            found.append(Chart(
+                f"{model}: {describe(metric).label}",
+                "Every dataset (rows) under every manipulation (columns); hover a cell for its "
+                "95% interval.", spec, png if png in pngs else None,
+                id=f"chart-{first_id + len(found)}"))
+            models.add(model)
+    return found, models
+
+
 def _group_rank(group: str, names: list[str], run: RunData, model: str,
                 dataset: str) -> int:
     """Column groups in the order their first manipulation appears in the grid."""
@@ -356,13 +382,16 @@ def render(run: RunData, subtitle: str = "") -> str:
                 answer_figures[cell.gallery] = _inline(pngs[cell.gallery])
     sections, used = pair_sections(run, answers, set(answer_figures))
     across = {}
+    across_charts, gridded = grid_charts(run, sum(len(s.charts) for s in sections))
     single = {m for m in run.provenance["models"]
               if run.cells[run.cells["model"] == m]["dataset"].nunique() < 2}
     for title, files in run.figures.items():
-        # a model's dataset x manipulation heatmap says nothing the change chart does not
-        # when the model ran on one dataset (one row per panel)
+        # a model's dataset x manipulation heatmap: interactive when it has two datasets or
+        # more (its PNG named beside the chart); left out on one dataset, where it says
+        # nothing the change chart does not (one row per panel)
         rest = [_inline(p) for p in files if p.name not in used
-                and not (p.name.startswith("heatmap_") and p.stem[len("heatmap_"):] in single)]
+                and not (p.name.startswith("heatmap_")
+                         and p.stem[len("heatmap_"):] in single | gridded)]
         if rest:
             across[title] = rest
     extra = {name: (len(frame), Markup(plain_table(f"extra-{i}", frame)))
@@ -374,8 +403,8 @@ def render(run: RunData, subtitle: str = "") -> str:
     return template.render(
         subtitle=subtitle, random_weights=run.random_weights, provenance=run.provenance,
         settings=settings, answers=answers, answer_figures=answer_figures, sections=sections,
-        across=across, extra_tables=extra, glossary=glossary(run),
+        across=across, across_charts=across_charts, extra_tables=extra, glossary=glossary(run),
         shown_figures=SHOWN_FIGURES,
         has_comparisons=run.comparisons is not None and len(run.comparisons) > 0,
-        **page_assets(any(s.charts for s in sections)),
+        **page_assets(bool(across_charts) or any(s.charts for s in sections)),
     )

@@ -55,6 +55,7 @@ from cliprobe.io.saliency import read_maps
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.manipulations.corruptions import REGISTRY_PREFIX
 from cliprobe.metrics.changes import change_columns, change_table
+from cliprobe.metrics.registry import HEATMAP_METRICS
 from cliprobe.metrics.summary import ERROR_METRIC, HEADLINE
 from cliprobe.plots import corruption, gallery, seed001
 from cliprobe.plots import saliency as saliency_plots
@@ -63,10 +64,6 @@ from cliprobe.plots.changes import change_figure
 from cliprobe.stages._common import parser
 
 FIGURES = paths.PLOTS / "figures"
-#: Panels of the per-model heatmap, in order, each drawn when some cell has the metric.
-HEATMAP_METRICS = ("seed001_accuracy", "recall_own_at_1", "zeroshot_acc1",
-                   "text_to_image_recall_at_1", "image_to_text_recall_at_1",
-                   "attack_success_rate", "word_search_above_clean")
 
 
 def save(figure: plt.Figure, path: Path) -> None:
