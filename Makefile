@@ -6,6 +6,9 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed-stamp
 # Hydra overrides for `make repro`, e.g. OVERRIDES="model=smoke" (the offline run).
 OVERRIDES ?=
+# Test processes for `make test` (pytest-xdist; `auto` = one per core, at most 4): the end-to-end
+# pipeline tests are single-threaded process start-ups, so two cores run two files at once.
+TEST_WORKERS ?= auto
 export PATH := $(BIN):$(PATH)
 
 .PHONY: help install repro test browser lint bench clean-partial
@@ -30,7 +33,7 @@ repro: $(STAMP)  ## compose conf/ (+ OVERRIDES) into params.yaml, validate, then
 
 test: $(STAMP) browser  ## lint, then every test (unit + end-to-end DVC pipeline + browser)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 browser:  ## Debian's chromium for the report's browser test (installed when missing and root)
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \

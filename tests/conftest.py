@@ -48,3 +48,9 @@ def smoke_model():
 
     config = ModelConfig(arch="cliprobe-smoke", pretrained=None, random_init_seed=0)
     return load_model("smoke", config, "cpu")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow (end-to-end) tests first: when `make test` spreads files over workers
+    (pytest-xdist, ``--dist loadfile``), the longest files start at once instead of last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -43,7 +43,7 @@ def _hashes(project: Path) -> dict[str, str]:
 def test_kill_9_mid_stage_then_rerun_equals_uninterrupted_run(
     tmp_path: Path, shared_data: Path, repo: Path
 ) -> None:
-    folder = _images(shared_data, tmp_path / "images", 30)  # 300 real CIFAR-10 photos
+    folder = _images(shared_data, tmp_path / "images", 16)  # 160 real CIFAR-10 photos
     overrides = ["model=smoke", "dataset=[image_folder]",
                  f"dataset.image_folder.source.path={folder}", "manipulation=[blurred]",
                  f"embed.chunk_size={CHUNK}", "embed.num_workers=0", "embed.batch_size=8",
