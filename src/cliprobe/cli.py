@@ -196,7 +196,13 @@ def classify(
 
     from cliprobe.embedding.encoder import make_image_encoder
     from cliprobe.images import ImageSkipped, load_rgb
-    from cliprobe.metrics.zeroshot import build_classifier, encode_text_fn, logits, softmax
+    from cliprobe.metrics.zeroshot import (
+        build_classifier,
+        encode_text_fn,
+        logits,
+        model_logit_parameters,
+        softmax,
+    )
     from cliprobe.models import load_model
 
     images, labels = split_labels(sys.argv, images, labels)
@@ -209,6 +215,7 @@ def classify(
     try:
         loaded = load_model(model, _model_config(model, conf), "auto")
         classifier = build_classifier(labels, [prompt], encode_text_fn(loaded))
+        logit = model_logit_parameters(loaded)  # the model's own scale (and SigLIP's bias)
         encode = make_image_encoder(loaded.model, loaded.device, loaded.config.precision)
         results = []
         for path in images:
@@ -217,7 +224,8 @@ def classify(
             except ImageSkipped as skipped:
                 raise CliprobeError(f"{path}: {skipped.reason}") from None
             vector = encode(loaded.preprocess(image).unsqueeze(0))
-            probabilities = softmax(logits(vector, classifier))[0]
+            probabilities = softmax(logits(vector, classifier, logit["logit_scale"],
+                                                   logit["logit_bias"]))[0]
             order = np.argsort(-probabilities, kind="stable")[:top]
             results.append({"image": str(path), "model": model, "weights": loaded.weights,
                             "ranking": [{"label": labels[i], "probability": float(

@@ -324,6 +324,43 @@ class TorchvisionSource(StrictModel):
         return self
 
 
+#: The 15 ImageNet-C benchmark corruptions and the 4 extras (names of the released folders).
+IMAGENET_C_NAMES = Literal[
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
+    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
+    "elastic_transform", "pixelate", "jpeg_compression",
+    "speckle_noise", "gaussian_blur", "spatter", "saturate"]
+
+
+class ImageNetCReleased(DownloadOptions):
+    """The released ImageNet-C images of the selected validation images (Hendrycks &
+    Dietterich 2019): from the tarballs, an extracted copy, or Zenodo (``download``)."""
+
+    archive_dir: str | None = Field(default=None, description="a folder holding the released "
+                                    "noise.tar, blur.tar, weather.tar, digital.tar, extra.tar")
+    local_dir: str | None = Field(default=None, description="an extracted copy: "
+                                  "<corruption>/<severity>/<wnid>/<file>.JPEG")
+    download: bool = Field(default=False, description="download the tarballs from Zenodo "
+                           "record 2235448 (tens of GB)")
+    url: str = Field(default="https://zenodo.org/record/2235448/files/{family}.tar",
+                     description="download: where each family's tarball is ({family} = noise, "
+                     "blur, weather, digital, extra)")
+    corruptions: list[IMAGENET_C_NAMES] = Field(
+        default_factory=lambda: ["gaussian_noise", "shot_noise", "impulse_noise",
+                                 "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+                                 "snow", "frost", "fog", "brightness", "contrast",
+                                 "elastic_transform", "pixelate", "jpeg_compression"],
+        min_length=1)
+    severities: list[Annotated[int, Field(ge=1, le=5)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5], min_length=1)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ImageNetCReleased:
+        if sum(map(bool, (self.archive_dir, self.local_dir, self.download))) != 1:
+            raise ValueError("set exactly one of archive_dir, local_dir or download: true")
+        return self
+
+
 class ImageNetSource(DownloadOptions):
     """ImageNet-1k val (user-supplied archives) or ImageNet-V2 / -R / -A / -Sketch (downloaded).
 
@@ -341,6 +378,15 @@ class ImageNetSource(DownloadOptions):
                                     "ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz")
     local_dir: str | None = Field(default=None, description="an extracted copy: class folders "
                                   "named by WordNet id (or class index for v2)")
+    imagenet_c: ImageNetCReleased | None = Field(
+        default=None, description="val only: also take the released ImageNet-C images of the "
+        "selected validation images (for the imagenet_c_released manipulation)")
+
+    @model_validator(mode="after")
+    def _imagenet_c_is_val(self) -> ImageNetSource:
+        if self.imagenet_c is not None and self.variant != "val":
+            raise ValueError("imagenet_c (the released ImageNet-C images) belongs to variant val")
+        return self
 
 
 class UrlListSource(DownloadOptions):
@@ -461,8 +507,10 @@ class DatasetConfig(StrictModel):
     license: str | None = Field(default=None, description="license note, kept in the manifest")
     version: str | None = Field(default=None, description="dataset version, kept in the manifest")
     prompts: str | None = Field(
-        default=None, description="the prompt set (conf/prompts) this dataset is usually "
-        "evaluated with; informative, select it with prompts=<name>",
+        default=None, description="the dataset's own class names and templates: bundled prompt "
+        "data (src/cliprobe/prompt_data: clip_cifar10, clip_imagenet, photo_of, ...) or the "
+        "path of a YAML file of the same shape; used by the default prompt set `dataset`; "
+        "null = photo_of",
     )
 
     def local_inputs(self) -> dict[str, str]:
@@ -471,6 +519,18 @@ class DatasetConfig(StrictModel):
         content, so a photo added, replaced or deleted there re-runs this dataset's cells."""
         return {f"source.{name}": value for name in self.source.LOCAL_INPUTS
                 if (value := getattr(self.source, name)) is not None}
+
+    @field_validator("prompts")
+    @classmethod
+    def _known_prompt_data(cls, value: str | None) -> str | None:
+        from cliprobe.prompt_data import bundled_names
+
+        if value is None or "/" in value or value.endswith((".yaml", ".yml")):
+            return value  # a file: read (and checked) by the classifier stage
+        if value not in bundled_names():
+            raise ValueError(f"unknown prompt data {value!r}; bundled: "
+                             f"{', '.join(bundled_names())}, or the path of a YAML file")
+        return value
 
 
 class ManipulationConfig(BaseModel):
@@ -522,6 +582,12 @@ class RetrievalConfig(StrictModel):
     remote: RemoteRetrievalConfig = RemoteRetrievalConfig()
     neighbours: int = Field(default=10, gt=0)
     threshold: float = Field(default=0.8, gt=0, le=2.0)
+    seed001_own_image: Literal["exclude", "include"] = Field(
+        default="exclude",
+        description="seed 001's score on the local gallery: exclude the query's own clean image "
+        "from its neighbours (leave-one-out, like the seed's LAION-5B index, which does not "
+        "hold the query photo) or include it (it adds up to 1/N)",
+    )
     recall_k: list[int] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
 
     @field_validator("recall_k")
@@ -552,6 +618,18 @@ class ZeroshotConfig(StrictModel):
         description="more classes for every classifier, e.g. a post-it's word",
     )
     probe_test_fraction: float = Field(default=0.25, gt=0, lt=1)
+    class_names: Literal["dataset", "labels"] = Field(
+        default="dataset",
+        description="dataset: fill templates with the class names of the dataset's prompt data "
+        "(the CLIP paper's, OpenAI's ImageNet names with their two duplicates); labels: with "
+        "the dataset's labels (ImageNet: the two duplicates renamed 'projectile', 'sunglass')",
+    )
+    classes: Literal["all", "present"] = Field(
+        default="all",
+        description="all: the classifier keeps the dataset's full label set when classes are "
+        "subsampled (C-way accuracy over all classes, as published); present: only the classes "
+        "left after subsampling",
+    )
     word_query: str = Field(
         default="a photo of a {}",
         description="the caption searched for a written word ({} = the word's class name): "
@@ -643,7 +721,7 @@ class Params(StrictModel):
     embed: EmbedConfig = EmbedConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     stats: StatsConfig = StatsConfig()
-    prompts: PromptSet = PromptSet(name="photo_of", templates=["a photo of a {}."])
+    prompts: PromptSet = PromptSet(name="dataset", kind="dataset")
     zeroshot: ZeroshotConfig = ZeroshotConfig()
     saliency: SaliencyConfig = SaliencyConfig()
     proximity: ProximityConfig = ProximityConfig()

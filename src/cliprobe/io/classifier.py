@@ -19,11 +19,18 @@ METADATA_KEY = b"cliprobe"
 def write_classifier(
     path: Path, class_names: list[str], vectors: np.ndarray, metadata: dict[str, Any],
     word_queries: np.ndarray | None = None,
+    prompt_names: list[str] | None = None,
 ) -> None:
-    """Write ``(C, D)`` class embeddings with their names, and optionally ``(C, D)`` word
-    query embeddings (each class's ``zeroshot.word_query`` caption, L2-normalised)."""
-    columns = [pa.array(class_names, type=pa.string()), vectors_to_column(vectors)]
-    names = ["class_name", "embedding"]
+    """Write ``(C, D)`` class embeddings with their labels (``class_name``), the name the
+    prompts used for each (``prompt_name``: e.g. OpenAI's ImageNet name; default the label),
+    and optionally ``(C, D)`` word query embeddings (each class's ``zeroshot.word_query``
+    caption, L2-normalised)."""
+    named = prompt_names if prompt_names is not None else class_names
+    if len(named) != len(class_names):
+        raise ValueError("one prompt name per class is needed")
+    columns = [pa.array(class_names, type=pa.string()), pa.array(named, type=pa.string()),
+               vectors_to_column(vectors)]
+    names = ["class_name", "prompt_name", "embedding"]
     if word_queries is not None:
         columns.append(vectors_to_column(word_queries))
         names.append("word_query_embedding")

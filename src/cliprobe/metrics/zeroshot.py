@@ -6,7 +6,9 @@ zeroshot_classification.py``), so the numbers are comparable:
 
 - classifier: per class, encode every prompt, L2-normalise each, average, L2-normalise again;
   the class vectors are the columns of a (D, C) matrix W;
-- logits: ``scale · normalize(x) @ W`` with scale 100; probabilities: their softmax;
+- logits: ``scale · normalize(x) @ W (+ bias)`` with the model's own logit scale (100 for
+  OpenAI's CLIP; CLIP_benchmark always uses 100, which changes probabilities, not accuracies)
+  and bias (SigLIP); probabilities: their softmax (a scalar bias cancels in it);
 - acc@k: fraction of images whose true class is among the k largest logits; NaN when there are
   fewer than k classes (CLIP_benchmark reports acc@5 as NaN under 5 classes);
 - mean per-class recall: the recall of each class present in the targets, averaged
@@ -81,13 +83,17 @@ def build_classifier(
 
 
 def logits(
-    image_embeddings: np.ndarray, classifier: np.ndarray, scale: float = LOGIT_SCALE
+    image_embeddings: np.ndarray, classifier: np.ndarray, scale: float = LOGIT_SCALE,
+    bias: float | None = None,
 ) -> np.ndarray:
-    """``scale · normalize(image_embeddings) @ classifier``: (N, D) x (D, C) -> (N, C) float32."""
+    """``scale · normalize(image_embeddings) @ classifier (+ bias)``: (N, D) x (D, C) -> (N, C)
+    float32. ``scale`` and ``bias`` are the model's own (``logit_scale.exp()``,
+    ``logit_bias``; SPEC §2)."""
     images = l2_normalise(np.asarray(image_embeddings, dtype=np.float32))
-    return (np.float32(scale) * images @ np.asarray(classifier, dtype=np.float32)).astype(
-        np.float32
-    )
+    out = np.float32(scale) * images @ np.asarray(classifier, dtype=np.float32)
+    if bias is not None:
+        out = out + np.float32(bias)
+    return out.astype(np.float32)
 
 
 def softmax(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -191,7 +197,8 @@ def probability_on_word(
 
     ``probabilities`` (N, C) softmax rows; ``word_class_indices`` (N,), -1 = not a class.
     Returns (N,) float64 with NaN where the word is not a class (average with ``np.nanmean``).
-    Seed 000's number for a two-class (object vs word) classifier.
+    The probability mass on the word among *all* classes; seed 000's two-way number is
+    :func:`two_way_word_probability`.
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     words = np.asarray(word_class_indices)
@@ -202,6 +209,28 @@ def probability_on_word(
     out = np.full(len(words), np.nan)
     scored = words >= 0
     out[scored] = probabilities[np.flatnonzero(scored), words[scored]]
+    return out
+
+
+def two_way_word_probability(
+    logits_: np.ndarray, true_class_indices: np.ndarray, word_class_indices: np.ndarray
+) -> np.ndarray:
+    """Seed 000's number: per image, the probability of the written word in the two-way
+    comparison of the true object class against the word (softmax over those two logits).
+
+    ``logits_`` (N, C); ``true_class_indices``, ``word_class_indices`` (N,) ints, -1 = not a
+    class. Returns (N,) float64, NaN where either is not a class or both are the same class.
+    """
+    scores = np.asarray(logits_, dtype=np.float64)
+    true, words = np.asarray(true_class_indices), np.asarray(word_class_indices)
+    if scores.ndim != 2 or true.shape != words.shape or len(true) != len(scores):
+        raise ValueError("logits must be (N, C) and the class indices (N,)")
+    out = np.full(len(words), np.nan)
+    scored = (true >= 0) & (words >= 0) & (true != words)
+    rows = np.flatnonzero(scored)
+    # softmax([l_true, l_word])[word] = 1 / (1 + exp(l_true - l_word))
+    gap = scores[rows, true[scored]] - scores[rows, words[scored]]
+    out[scored] = 1.0 / (1.0 + np.exp(gap))
     return out
 
 
@@ -238,3 +267,15 @@ def encode_text_fn(loaded_model: LoadedModel, batch_size: int = 256) -> EncodeTe
         return np.concatenate(chunks).astype(np.float32)
 
     return encode
+
+
+def model_logit_parameters(loaded_model: LoadedModel) -> dict[str, float | None]:
+    """The model's own ``logit_scale`` (exp of its learned log-scale; 100 for OpenAI's CLIP,
+    1/0.07 for random weights) and ``logit_bias`` (SigLIP; None for CLIP)."""
+    import torch
+
+    model = loaded_model.model
+    with torch.no_grad():
+        scale = float(model.logit_scale.exp()) if hasattr(model, "logit_scale") else LOGIT_SCALE
+        bias = getattr(model, "logit_bias", None)
+        return {"logit_scale": scale, "logit_bias": None if bias is None else float(bias)}

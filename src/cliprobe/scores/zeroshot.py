@@ -1,13 +1,17 @@
 """Zero-shot and typographic-attack scores of one cell (SPEC §2, §4).
 
-Per image: softmax probabilities over the classifier's classes (logits 100 · cos), the
-prediction, whether the true class is top-1 / top-5, and, when a word was written on the image
-(recorded by the manipulation, or given by the dataset for real typographic photos), whether
-the prediction is the word's class (attack success) and the probability on it.
+Per image: softmax probabilities over the classifier's classes (logits ``s · cos + b`` with the
+model's own logit scale s and bias b, recorded in the classifier file), the prediction, whether
+the true class is top-1 / top-5, and, when a word was written on the image (recorded by the
+manipulation, or given by the dataset for real typographic photos), whether the prediction is
+the word's class (attack success) and the probability of the word: ``word_probability`` is seed
+000's two-way object-vs-word probability, ``word_probability_all_classes`` the word's share of
+the probability over all classes.
 
 Images without a class (a caption dataset's, ``label == ""``; the classifier's classes are
 then the dataset's vocabulary) have no accuracy: those metrics are left out, the attack metrics
-remain (the prediction among the vocabulary is or is not the written word).
+remain (the prediction among the vocabulary is or is not the written word; with no object to
+compare it with, only the all-class word probability is defined).
 
 :func:`word_search_scores`: for each image a manipulation wrote a word on, does the caption a
 search for that word would use (the classifier's word query, "a photo of a {word}") score the
@@ -46,6 +50,14 @@ def written_words(
     return words
 
 
+def logit_parameters(classifier: Classifier) -> dict[str, float | None]:
+    """The model's logit scale and bias recorded with the classifier (100 and none for files
+    written before they were recorded)."""
+    scale = classifier.metadata.get("logit_scale")
+    return {"scale": zs.LOGIT_SCALE if scale is None else float(scale),
+            "bias": classifier.metadata.get("logit_bias")}
+
+
 def zeroshot_scores(
     queries: EmbeddingTable,
     rows: np.ndarray,
@@ -55,7 +67,7 @@ def zeroshot_scores(
 ) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray, dict[str, Any]]:
     """(metrics, per-image columns, probabilities (N, C) float32, metrics by condition)."""
     names = classifier.class_names
-    logits = zs.logits(queries.vectors[rows], classifier.weights)
+    logits = zs.logits(queries.vectors[rows], classifier.weights, **logit_parameters(classifier))
     probabilities = zs.softmax(logits).astype(np.float32)
     labels = [str(label) for label in queries.labels[rows]]
     labelled = np.array([bool(label) for label in labels], dtype=bool)
@@ -73,7 +85,8 @@ def zeroshot_scores(
                                                                          strict=True)])
     success = np.where(attacked & (word_index >= 0),
                        (predictions == word_index).astype(np.float64), np.nan)
-    p_word = np.where(attacked, zs.probability_on_word(probabilities, word_index), np.nan)
+    p_word_all = np.where(attacked, zs.probability_on_word(probabilities, word_index), np.nan)
+    p_word = np.where(attacked, zs.two_way_word_probability(logits, targets, word_index), np.nan)
 
     metrics: dict[str, Any] = {}
     if labelled.any():
@@ -91,6 +104,8 @@ def zeroshot_scores(
             metrics["attacked_true_class_acc1"] = estimate("attacked_true_class_acc1",
                                                            correct[attacked])
         metrics["word_probability"] = estimate("word_probability", p_word[attacked])
+        metrics["word_probability_all_classes"] = estimate("word_probability_all_classes",
+                                                           p_word_all[attacked])
     per_image = pd.DataFrame({
         "zeroshot_predicted": [names[i] for i in predictions],
         "zeroshot_correct": correct,
@@ -99,6 +114,7 @@ def zeroshot_scores(
         "written_word": [w or "" for w in words],
         "attack_success": success,
         "p_word": p_word,
+        "p_word_all_classes": p_word_all,
     })
     by_condition: dict[str, Any] = {}
     if "condition" in manifest:
@@ -115,6 +131,8 @@ def zeroshot_scores(
                                                         success[mask & attacked])
                 entry["word_probability"] = estimate(f"{condition}/word_probability",
                                                      p_word[mask & attacked])
+                entry["word_probability_all_classes"] = estimate(
+                    f"{condition}/word_probability_all_classes", p_word_all[mask & attacked])
             by_condition[condition] = entry
     return metrics, per_image, probabilities, by_condition
 

@@ -1,10 +1,15 @@
 """Stage classifier@<model>-<dataset>: the zero-shot text classifier, computed once per model,
 dataset and prompt set, and shared by every cell of that dataset.
 
-Classes: the dataset's classes (a caption dataset's vocabulary, its images having no class),
+Classes: the dataset's classes (all of them by default, even when subsampling left some without
+an image: ``zeroshot.classes``; a caption dataset's vocabulary, its images having no class),
 then (when ``zeroshot.extend_with_words``) the written words of a typographic dataset that are
 not classes, then ``zeroshot.extra_classes`` (seed 000's "egg" vs "cat": the word on the image
 must be a class the classifier can predict).
+
+Prompts: :func:`cliprobe.prompts.resolve_class_prompts` (each dataset's own templates and
+published class names by default). The file's metadata records the prompt choices, the class
+set and the model's own logit scale and bias, which the score stages use for probabilities.
 
 Beside each class's prompt-set embedding the file stores the embedding of its word query
 (``zeroshot.word_query``, "a photo of a {}"): the caption a search for that word would use,
@@ -14,6 +19,7 @@ which the typographic cells score (does the attacked image now rank above its cl
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -23,11 +29,19 @@ from cliprobe.datasets.manifest import class_vocabulary, has_classes, read_manif
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import atomic_path
 from cliprobe.io.classifier import write_classifier
-from cliprobe.metrics.zeroshot import build_classifier, encode_text_fn
+from cliprobe.metrics.zeroshot import build_classifier, encode_text_fn, model_logit_parameters
 from cliprobe.models import load_model
-from cliprobe.prompts import class_prompts
+from cliprobe.prompts import resolve_class_prompts
 from cliprobe.provenance import package_versions
 from cliprobe.stages._common import load_cell_params, parser, setup_logging
+
+
+def dataset_classes(present: list[str], info: dict[str, Any], which: str) -> list[str]:
+    """The dataset's classes in the classifier: all of its label set (``which`` = ``all``, as
+    the manifest's info lists it) or only those with an image (``present``), sorted."""
+    if which == "all":
+        return sorted({*map(str, info.get("all_classes") or []), *present} - {""})
+    return sorted(present)
 
 
 def classifier_classes(dataset_classes: list[str], words: list[str], params: Params) -> list[str]:
@@ -52,31 +66,42 @@ def main(argv: list[str] | None = None) -> None:
     if not manifest_file.is_file():
         raise DataError(f"dataset '{args.dataset}' has no manifest at {manifest_file}: run "
                         f"`dvc repro fetch@{args.dataset}`")
-    manifest, manifest_info = read_manifest(manifest_file)
+    manifest, info = read_manifest(manifest_file)
     words = [str(w) for w in manifest["word_label"].dropna()] if "word_label" in manifest else []
-    dataset_classes = class_vocabulary(manifest, manifest_info)
-    if not dataset_classes:
+    present = class_vocabulary(manifest, info)
+    if not present:
         raise DataError(f"dataset '{args.dataset}' has neither classes nor a vocabulary "
                         f"(source.words): nothing to classify; rerun `dvc repro "
                         f"fetch@{args.dataset}`")
-    classes = classifier_classes(dataset_classes, words, params)
+    vocabulary = not has_classes(manifest["label"])
+    dataset_labels = (present if vocabulary
+                      else dataset_classes(present, info, params.zeroshot.classes))
+    classes = classifier_classes(dataset_labels, words, params)
     dataset_config = params.dataset[args.dataset]
-    prompts = class_prompts(params.prompts, classes, dataset_config.descriptions_csv)
+    prompts = resolve_class_prompts(
+        params.prompts, classes, dataset_labels,
+        [str(x) for x in info.get("class_order") or dataset_labels],
+        dataset_prompts=dataset_config.prompts, class_names=params.zeroshot.class_names,
+        descriptions_csv=dataset_config.descriptions_csv)
     loaded = load_model(args.model, params.model[args.model], params.embed.device)
     encode = encode_text_fn(loaded)
-    weights = build_classifier(classes, prompts, encode)
+    weights = build_classifier(classes, prompts.texts, encode)
     query = params.zeroshot.word_query
     word_queries = encode([query.format(name) for name in classes])
     output = paths.classifier_path(args.model, args.dataset)
-    metadata = {**loaded.provenance, "dataset": args.dataset, "prompts": params.prompts.name,
-                "n_prompts": int(sum(len(t) for t in prompts.values())),
-                "n_dataset_classes": len(dataset_classes), "word_query": query,
-                "vocabulary": not has_classes(manifest["label"]),
-                "versions": package_versions()}
+    metadata = {**loaded.provenance, "dataset": args.dataset, **prompts.record,
+                "n_prompts": int(sum(len(t) for t in prompts.texts.values())),
+                "classes": params.zeroshot.classes,
+                "n_dataset_classes": len(dataset_labels), "n_present_classes": len(present),
+                "word_query": query, "vocabulary": vocabulary,
+                **model_logit_parameters(loaded), "versions": package_versions()}
     with atomic_path(output) as tmp:
-        write_classifier(tmp, classes, np.asarray(weights).T, metadata, word_queries)
-    print(f"classifier {args.model}/{args.dataset} ({params.prompts.name}): {len(classes)} "
-          f"classes, {metadata['n_prompts']} prompts -> {output}", file=sys.stderr)
+        write_classifier(tmp, classes, np.asarray(weights).T, metadata, word_queries,
+                         [prompts.names[c] for c in classes])
+    print(f"classifier {args.model}/{args.dataset} ({params.prompts.name}, "
+          f"{prompts.record['dataset_prompts']}): {len(classes)} classes, "
+          f"{metadata['n_prompts']} prompts, logit scale {metadata['logit_scale']:.4g} -> "
+          f"{output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

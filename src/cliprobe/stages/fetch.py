@@ -2,6 +2,9 @@
 
 The manifest records the sha256 of every image (``sha256`` column): the embedding stages depend
 on the manifest rather than on the image folder, and key their resumable chunks by it.
+The manifest's info records ``class_names`` (the classes present after subsampling),
+``all_classes`` (the dataset's full label set, before subsampling) and ``class_order`` (the
+labels in the source's class-index order), so the classifier can keep every class.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from cliprobe import paths
 from cliprobe.datasets.captions import captions_table, write_captions
 from cliprobe.datasets.content import DigestCache
 from cliprobe.datasets.manifest import build_manifest, write_manifest
-from cliprobe.datasets.sources import materialise
+from cliprobe.datasets.sources import attach_extras, materialise
 from cliprobe.datasets.subsample import subsample
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.stages._common import load_cell_params, parser
@@ -29,6 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     rows, info = materialise(config, args.dataset, staging)
+    # the full label set and the source's class order, before subsampling drops classes
+    all_classes = sorted({*map(str, info.pop("all_classes", [])), *map(str, rows["label"])}
+                         - {""})  # caption datasets' images have no class
+    class_order = [str(x) for x in info.pop("class_order", [])] or all_classes
     rows = subsample(rows, config.subsample)
     if rows.empty:
         raise DataError(f"dataset '{args.dataset}': subsampling left no images")
@@ -36,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     for file in sorted(p for p in staging.rglob("*") if p.is_file()):
         if file.relative_to(staging).as_posix() not in keep:
             file.unlink()
+    info = {**info, **attach_extras(config, args.dataset, rows, staging)}
     # Swap the folder in only when complete: a killed fetch never leaves half a dataset.
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
@@ -53,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
                     "n_images": int(captions["image_id"].nunique())})
     write_manifest(manifest, paths.manifest_path(args.dataset),
                    {**info, "dataset": args.dataset, "class_names": classes,
+                    "all_classes": all_classes, "class_order": class_order,
                     "n_captions": len(captions), "subsample": config.subsample.model_dump()})
     described = (f"{len(captions)} captions" if len(captions) else f"{len(classes)} classes")
     print(f"fetch {args.dataset}: {len(manifest)} images, {described} -> {target}, "

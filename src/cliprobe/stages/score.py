@@ -37,6 +37,11 @@ from cliprobe.scores.retrieval import align, retrieval_scores, revisited_scores
 from cliprobe.scores.zeroshot import word_search_scores, zeroshot_scores
 from cliprobe.stages._common import load_cell_params, parser
 
+#: What the cell records about its classifier: which prompts and class names, which classes,
+#: and the logit scale / bias its probabilities use.
+ZEROSHOT_RECORD = ("prompts", "prompt_kind", "dataset_prompts", "templates_from", "n_templates",
+                   "class_names", "class_names_from", "renamed_classes", "classes",
+                   "n_dataset_classes", "n_present_classes", "logit_scale", "logit_bias")
 PROVENANCE_KEYS = ("model", "arch", "pretrained", "weights", "random_weights", "precision",
                    "quick_gelu", "features", "seed")
 
@@ -132,10 +137,12 @@ def main(argv: list[str] | None = None) -> None:
             params, args.model, queries, rows, gallery.vectors[own], estimate)
         metrics.update(remote_metrics)
     features = queries.metadata.get("features", "global")
-    zeroshot_info: dict[str, Any] = {"prompts": classifier.metadata.get("prompts"),
-                                     "n_classes": len(classifier.class_names),
-                                     "n_dataset_classes":
-                                         classifier.metadata.get("n_dataset_classes")}
+    zeroshot_info: dict[str, Any] = {
+        **{key: classifier.metadata.get(key) for key in ZEROSHOT_RECORD},
+        "n_classes": len(classifier.class_names),
+        "probabilities": "softmax of logit_scale * cos (+ logit_bias), the model's own",
+        "word_probability": "two-way: the written word against the true class (seed 000); "
+                            "word_probability_all_classes: its share over all classes"}
     if classifier.metadata.get("vocabulary"):
         zeroshot_info["classes"] = "the dataset's vocabulary (its images have no class)"
     captions_info: dict[str, Any] = {}

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from cliprobe.config.schema import DatasetConfig
 from cliprobe.datasets.download import sha256_file
 from cliprobe.datasets.sources._common import IMAGE_SUFFIXES, SourceResult
@@ -38,6 +40,7 @@ __all__ = [
     "SOURCES",
     "TYPOGRAPHIC_LICENSE",
     "SourceResult",
+    "attach_extras",
     "default_cache_dir",
     "fetch_archive",
     "fetch_captions",
@@ -71,15 +74,34 @@ SOURCES: dict[str, Callable[..., SourceResult]] = {
 }
 
 
+def attach_extras(config: DatasetConfig, dataset: str, rows: pd.DataFrame,
+                  target: Path) -> dict[str, object]:
+    """Files a dataset keeps beside its images, for the rows left after subsampling (the
+    released ImageNet-C images of ImageNet val); the info to add to the manifest."""
+    source = config.source
+    if getattr(source, "imagenet_c", None) is None:
+        return {}
+    from cliprobe.datasets.sources.imagenet_c import fetch_released
+
+    return fetch_released(source.imagenet_c, [str(i) for i in rows["image_id"]], target,
+                          dataset)
+
+
 def materialise(config: DatasetConfig, dataset: str, target: Path) -> SourceResult:
     """Run the source named by ``config.source.kind``, writing images under ``target``.
 
-    Then apply ``config.label_map`` and record the config's license, version and prompt set in
+    A source may list its classes in ``info``: ``all_classes`` (the full label set, when some
+classes can have no image here) and ``class_order`` (labels in the source's class-index
+order, which prompt data with ``match: position`` relies on). Then apply ``config.label_map``
+(to those lists too) and record the config's license, version and prompt set in
     the info (a config's license note replaces the source's own).
     """
     rows, info = SOURCES[config.source.kind](config.source, dataset, target)
     if config.label_map and not rows.empty:
         rows = rows.assign(label=rows["label"].map(lambda x: config.label_map.get(x, x)))
+        for key in ("all_classes", "class_order"):
+            if key in info:
+                info[key] = [config.label_map.get(x, x) for x in info[key]]
     extra = {"license": config.license, "version": config.version, "prompts": config.prompts}
     info = {**info, **{key: value for key, value in extra.items() if value is not None}}
     return rows, info

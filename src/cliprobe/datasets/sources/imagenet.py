@@ -228,5 +228,10 @@ def fetch_imagenet(source: ImageNetSource, dataset: str, target: Path) -> Source
     info: dict[str, object] = {"source": origin, "license": variant.license,
                                "split": "val" if source.variant == "val" else "test",
                                "checksums": notes,
-                               "class_names_from": "open_clip IMAGENET_CLASSNAMES (CLIP's)"}
+                               "class_names_from": "open_clip IMAGENET_CLASSNAMES (CLIP's)",
+                               # ImageNet-R / -A hold 200 of the classes: those present are all
+                               "all_classes": (sorted({str(r["label"]) for r in rows})
+                                               if source.variant in ("r", "a")
+                                               else list(imagenet_class_names())),
+                               "class_order": list(imagenet_class_names())}
     return pd.DataFrame(rows), info

@@ -173,5 +173,6 @@ def fetch_torchvision(source: TorchvisionSource, dataset: str, target: Path) -> 
                   "its pinned md5s)",
         "license": LICENSES[source.name], "split": source.split,
         "class_names_from": "torchvision's class names, '_' as spaces",
+        "all_classes": names, "class_order": names,
     }
     return pd.DataFrame(rows), info
