@@ -47,3 +47,15 @@ def test_cosine_drift_of_unit_vectors() -> None:
     a = np.array([[1.0, 0.0], [0.0, 1.0]])
     b = np.array([[1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])
     np.testing.assert_allclose(rm.cosine_drift(a, b), [1.0, np.sqrt(0.5)])
+
+
+def test_seed001_neighbours_leave_the_own_image_out() -> None:
+    from cliprobe.metrics.retrieval import seed001_neighbours
+
+    ranking = np.array([[3, 0, 1], [2, 1, 0], [4, 5, 6]])
+    own = np.array([0, 2, 9])  # the third query never retrieved its own image
+    np.testing.assert_array_equal(seed001_neighbours(ranking, own, 2), [[3, 1], [1, 0], [4, 5]])
+    np.testing.assert_array_equal(seed001_neighbours(ranking, own, 2, leave_one_out=False),
+                                  [[3, 0], [2, 1], [4, 5]])
+    with pytest.raises(ValueError, match="needs 4 ranked neighbours"):
+        seed001_neighbours(ranking, own, 3)

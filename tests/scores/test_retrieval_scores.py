@@ -75,13 +75,14 @@ HAND_QUERIES = {"a0": (0.8, -0.6), "a1": (1.0, 0.0), "b0": (0.0, 1.0), "b1": (0.
 
 
 def test_seed001_score_assembly_on_a_hand_computed_case() -> None:
-    """N = 3 neighbours of each manipulated query (its own clean image included, the
-    behaviour of this function's settings today), threshold t = 0.8 on the L2 distance to the
+    """N = 3 neighbours of each manipulated query (its own clean image included: the
+    ``seed001_own_image: include`` variant; leave-one-out is pinned below), threshold t = 0.8 on the L2 distance to the
     *clean* query; mean per class, then over classes; classes resampled for the interval.
 
     By hand (similarities to the query; ties to the smaller gallery index):
 
-    ======  ==================================  ===============================  ========
+    ======  ==================================  ===============================  =
+
     query   top 3                               L2 to the clean image (< 0.8?)   accuracy
     ======  ==================================  ===============================  ========
     a0      b1 .96, a0 .8, a1 .28               .894 no, 0 yes, .632 yes         2/3
@@ -101,7 +102,8 @@ def test_seed001_score_assembly_on_a_hand_computed_case() -> None:
     gallery = _table(np.array(list(HAND_GALLERY.values())), labels)
     queries = _table(np.array([HAND_QUERIES[n] for n in names]), labels)
     settings = RetrievalConfig.model_validate({"neighbours": 3, "threshold": 0.8,
-                                               "recall_k": [1, 3]})
+                                               "recall_k": [1, 3],
+                                               "seed001_own_image": "include"})
     rows, own = align(gallery, queries)
     metrics, per_image, neighbour_table, _ = retrieval_scores(
         gallery, queries, rows, own, settings, Estimator(0, "hand", 1000, 0.95))
@@ -125,3 +127,47 @@ def test_seed001_score_assembly_on_a_hand_computed_case() -> None:
     assert metrics["recall_class_at_1"]["value"] == pytest.approx(2 / 5)
     assert metrics["recall_class_at_3"]["value"] == pytest.approx(1.0)
     assert metrics["cosine_drift"]["value"] == pytest.approx(0.8)
+=======
+def _unit(degrees: list[float]) -> np.ndarray:
+    radians = np.deg2rad(degrees)
+    return np.stack([np.cos(radians), np.sin(radians)], axis=1)
+
+
+@pytest.mark.parametrize(("own_image", "per_query", "per_class", "score"), [
+    # leave-one-out (the default): the own clean image never counts among the N neighbours
+    ("exclude", [0.5, 0.0, 0.5, 0.5], {"A": 0.25, "B": 0.5}, 0.375),
+    # inclusive: the own clean image (distance 0) is among them whenever retrieved
+    ("include", [1.0, 0.5, 1.0, 1.0], {"A": 0.75, "B": 1.0}, 0.875),
+])
+def test_seed001_full_score_by_hand(own_image: str, per_query: list[float],
+                                    per_class: dict[str, float], score: float) -> None:
+    """Seed 001's score end to end (neighbours from the index -> L2 threshold to the clean
+    query -> class means -> dataset mean) on unit vectors in the plane.
+
+    Gallery a0 0°, a1 30° (class A), b0 90°, b1 100° (class B); manipulated queries at 10°,
+    55°, 93°, 180°; N = 2, t = 0.8 (an angle below 2·asin(0.4) = 47.2° from the clean query).
+    Rankings: 10° -> a0 a1 b0 b1; 55° -> a1 b0 b1 a0; 93° -> b0 b1 a1 a0; 180° -> b1 b0 a1 a0.
+    Leave-one-out drops the own image: a0' sees a1 (30° ✓) b0 (90° ✗) = 0.5; a1' sees b0 (60°)
+    b1 (70°) = 0; b0' sees b1 (10° ✓) a1 (60°) = 0.5; b1' sees b0 (10° ✓) a1 (70°) = 0.5.
+    Inclusive: a0' a0 a1 = 1; a1' a1 b0 = 0.5; b0' b0 b1 = 1; b1' b1 b0 = 1.
+    """
+    labels = ["A", "A", "B", "B"]
+    gallery = _table(_unit([0, 30, 90, 100]), labels)
+    queries = _table(_unit([10, 55, 93, 180]), labels)
+    rows, own = align(gallery, queries)
+    settings = RetrievalConfig.model_validate(
+        {"neighbours": 2, "threshold": 0.8, "recall_k": [1], "seed001_own_image": own_image})
+    metrics, per_image, _, facts = retrieval_scores(gallery, queries, rows, own, settings,
+                                                    Estimator(0, "c", 0, 0.95))
+    np.testing.assert_allclose(per_image["seed001_accuracy"], per_query)
+    from cliprobe.metrics.retrieval import class_means
+
+    assert class_means(per_image["seed001_accuracy"].to_numpy(),
+                       per_image["label"].to_numpy()).to_dict() == pytest.approx(per_class)
+    assert metrics["seed001_accuracy"]["value"] == pytest.approx(score)
+    assert facts["seed001"]["own_image"].startswith(
+        "excluded" if own_image == "exclude" else "included")
+
+
+def test_leave_one_out_is_the_default() -> None:
+    assert RetrievalConfig().seed001_own_image == "exclude"

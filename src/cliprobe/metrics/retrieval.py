@@ -27,6 +27,26 @@ def seed001_query_accuracy(
     return (distances < threshold).mean(axis=1)
 
 
+def seed001_neighbours(
+    neighbours: np.ndarray, own: np.ndarray, n: int, leave_one_out: bool = True
+) -> np.ndarray:
+    """The ``n`` neighbours seed 001's score looks at, per query: ``(Q, n)`` gallery indices.
+
+    ``neighbours`` ``(Q, M)`` is each query's ranking (best first, ``M >= n + 1``), ``own``
+    ``(Q,)`` the query's own clean image in the gallery. Leave-one-out (the default) drops the
+    own image from the ranking before taking the first ``n`` (seed 001 queried LAION-5B, which
+    does not hold the query photo); otherwise the first ``n`` as ranked, own image included.
+    """
+    ranking = np.asarray(neighbours)
+    if not leave_one_out:
+        return ranking[:, :n]
+    if ranking.shape[1] < n + 1:
+        raise ValueError(f"leave-one-out needs {n + 1} ranked neighbours, got {ranking.shape[1]}")
+    keep = ranking != np.asarray(own)[:, None]
+    # each row keeps its order; rows that never retrieved the own image drop their last item
+    return np.stack([row[mask][:n] for row, mask in zip(ranking, keep, strict=True)])
+
+
 def class_means(values: np.ndarray, labels: np.ndarray) -> pd.Series:
     """Mean of ``values`` per label (sorted by label)."""
     return pd.Series(np.asarray(values, dtype=np.float64)).groupby(np.asarray(labels)).mean()

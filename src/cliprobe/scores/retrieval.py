@@ -71,9 +71,15 @@ def retrieval_scores(
         facts["approximate_recall"] = {
             f"at_{k}": approximate_recall(neighbours, exact, k) for k in settings.recall_k}
 
-    first_n = neighbours[:, : settings.neighbours]
+    leave_one_out = settings.seed001_own_image == "exclude"
+    first_n = rm.seed001_neighbours(neighbours, own, settings.neighbours, leave_one_out)
     accuracy = rm.seed001_query_accuracy(gallery.vectors[first_n], clean_vectors,
                                          settings.threshold)
+    facts["seed001"] = {
+        "own_image": ("excluded (leave-one-out)" if leave_one_out
+                      else "included (adds up to 1/N)"),
+        "neighbours": settings.neighbours, "threshold": settings.threshold,
+        "index": "the dataset's clean gallery"}
     own_rank = rm.own_image_rank(neighbours[:, :depth], own)
     class_rank = (rm.first_same_class_rank(neighbours, own, gallery.labels, labels)
                   if has_classes(labels) else np.full(len(rows), -1, dtype=np.int64))
