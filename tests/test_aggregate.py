@@ -33,6 +33,9 @@ N_IMAGES = 20
 CLASSES = 4
 RESAMPLES = 200
 CLEAN_WRONG = 2  # images whose first same-class neighbour is not at rank 0 in `original`
+#: the same misses in imagenet_c_clean (Resize 256 + CenterCrop 224, no corruption): CE's clean
+#: error must come from this cell, not from `original` (the model's own preprocessing)
+CONSTRUCTED_CLEAN_WRONG = 5
 
 
 def wrong_images(corruption: str, severity: int) -> int:
@@ -102,8 +105,11 @@ def cell_frame(entry: dict[str, Any] | None) -> pd.DataFrame:
     if entry is None:
         return per_image_frame(CLEAN_WRONG, 1.0, 1.0, 0)
     function = entry["function"]
+    if function == "imagenet_c_clean":
+        return per_image_frame(CONSTRUCTED_CLEAN_WRONG, 1.0, 1.0, 0)
     if function.startswith("imagenet_c_"):
-        corruption, severity = function.removeprefix("imagenet_c_"), entry["severity"]
+        corruption = entry.get("corruption") or function.removeprefix("imagenet_c_")
+        severity = entry["severity"]
         wrong = wrong_images(corruption, severity)
         return per_image_frame(wrong, 1.0 - 0.15 * severity, 1.0 - 0.01 * severity, wrong)
     return per_image_frame(CLEAN_WRONG, 1.0, 1.0, 0)  # identical to original
@@ -148,7 +154,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_comparisons_of_an_unchanged_cell(sweep: Path) -> None:
     table = pd.read_csv(sweep / "metrics" / "comparisons.csv")
     assert list(table.columns) == sm.COMPARISON_COLUMNS
-    assert len(table) == 96 * 9  # blurred + 95 corruption cells, 9 metrics each
+    assert len(table) == 97 * 9  # blurred, imagenet_c_clean + 95 corruption cells, 9 metrics
     blurred = table[table["manipulation"] == "blurred"].set_index("metric")
     assert (blurred["difference"] == 0).all() and (blurred["ci_low"] == 0).all()
     assert (blurred["ci_high"] == 0).all() and (blurred["p_value"] == 1).all()
@@ -184,7 +190,8 @@ def test_comparisons_of_a_corruption_cell(sweep: Path) -> None:
 def test_seed001_table_marks_significant_differences(sweep: Path) -> None:
     lines = (sweep / "metrics" / "seed001_table.csv").read_text().splitlines()
     names = [f"{c}_s{s}" for c in ALL_CORRUPTIONS for s in range(1, 6)]
-    assert lines[0] == ",".join(["model", "dataset", "original", "blurred", *names])
+    assert lines[0] == ",".join(["model", "dataset", "original", "blurred", "imagenet_c_clean",
+                                 *names])
     table = pd.read_csv(sweep / "metrics" / "seed001_table.csv")
     row = table.iloc[0]
     assert row["original"] == "1.000 [1.000, 1.000]"
@@ -192,6 +199,7 @@ def test_seed001_table_marks_significant_differences(sweep: Path) -> None:
     assert row["fog_s5"] == "0.250 [0.250, 0.250]*"
     markdown = (sweep / "metrics" / "seed001_table.md").read_text()
     assert "| smoke | sample | 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] |" in markdown
+    assert "the query's own clean image excluded (leave-one-out)" in markdown
     assert "`*`: differs from `original`" in markdown
     assert "RANDOM WEIGHTS: not a finding" in markdown
 
@@ -216,11 +224,12 @@ def test_corruptions_table(sweep: Path) -> None:
 
 def test_corruption_summary_ce_and_mce(sweep: Path) -> None:
     summary = json.loads((sweep / "metrics" / "summary.json").read_text())
-    assert set(summary["smoke"]["sample"]) == {"original", "blurred", *(
+    assert set(summary["smoke"]["sample"]) == {"original", "blurred", "imagenet_c_clean", *(
         f"{c}_s{s}" for c in ALL_CORRUPTIONS for s in range(1, 6))}
     report = summary["corruption_summary"]["smoke"]["sample"]["imagenet_c"]
     assert report["error_metric"] == "zeroshot_error = 1 - zeroshot_acc1"
-    clean = CLEAN_WRONG / N_IMAGES
+    assert report["clean_cell"] == "imagenet_c_clean"  # the same construction, not `original`
+    clean = CONSTRUCTED_CLEAN_WRONG / N_IMAGES
     assert report["clean_error"]["value"] == pytest.approx(clean)
     ce, relative = {}, {}
     for corruption in IMAGENET_C_CORRUPTIONS:
@@ -244,8 +253,8 @@ def test_severity_plot_data(sweep: Path) -> None:
     table = pd.read_csv(sweep / "plots" / "severity.csv")
     assert len(table) == 19 * 6  # severities 0 (clean) to 5 for each corruption
     fog = table[table["corruption"] == "fog"].set_index("severity")
-    assert fog.loc[0, "manipulation"] == "original"
-    assert fog.loc[0, "zeroshot_error"] == pytest.approx(CLEAN_WRONG / N_IMAGES)
+    assert fog.loc[0, "manipulation"] == "imagenet_c_clean"  # the same construction
+    assert fog.loc[0, "zeroshot_error"] == pytest.approx(CONSTRUCTED_CLEAN_WRONG / N_IMAGES)
     assert fog.loc[4, "zeroshot_error"] == pytest.approx(wrong_images("fog", 4) / N_IMAGES)
     assert fog.loc[4, "seed001_accuracy"] == pytest.approx(0.4)
     assert {"zeroshot_error_ci_low", "zeroshot_error_ci_high", "panel"} <= set(table.columns)
@@ -388,3 +397,71 @@ def test_summary_puts_each_interval_beside_its_value(
     assert rows == [["smoke.sample.blurred.recall_own_at_1", str(blurred["recall_own_at_1"]),
                      "0.5"],
                     ["smoke.sample.blurred.recall_own_at_1-ci", before, "[0.3000, 0.7000]"]]
+
+
+def _exact_cells(entry: dict[str, Any] | None) -> pd.DataFrame:
+    """Per-image outcomes for the hand-computed mCE case (errors as 20ths, see below)."""
+    if entry is None:                                   # original: 2/20 = 0.10 wrong
+        return per_image_frame(2, 1.0, 1.0, 0)
+    if entry["function"] == "imagenet_c_clean":         # same construction: 6/20 = 0.30 wrong
+        return per_image_frame(6, 1.0, 1.0, 0)
+    severity = entry["severity"]                        # gaussian noise: 0.60 at s1, 0.80 at s3
+    return per_image_frame({1: 12, 3: 16}[severity], 1.0, 1.0, 0)
+
+
+@pytest.mark.parametrize("with_clean_cell", [True, False])
+def test_mce_and_relative_mce_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      with_clean_cell: bool) -> None:
+    """gaussian_noise at severities 1 and 3 (errors 0.6, 0.8); clean error 0.3 in the
+    imagenet_c_clean cell (same Resize 256 + CenterCrop 224 construction), 0.1 in `original`.
+
+    CE = (0.6 + 0.8) / (2 × 0.886428) = 1.4 / 1.772856 = 0.789686...
+    relative CE = ((0.6 − 0.3) + (0.8 − 0.3)) / (2 × (0.886428 − 0.43478))
+                = 0.8 / 0.903296 = 0.885645...   (with `original`'s 0.1 it would be 1.328468...)
+    mCE / relative mCE over the corruptions present = the same (one corruption); the 15-way
+    numbers are null (a partial grid). Without the clean cell relative CE stays empty.
+    """
+    monkeypatch.chdir(tmp_path)
+    extra = {f"gaussian_noise_s{s}": {"function": "imagenet_c_gaussian_noise", "severity": s}
+             for s in (1, 3)}
+    if with_clean_cell:
+        extra["imagenet_c_clean"] = {"function": "imagenet_c_clean",
+                                     "construction": "imagenet_c"}
+    write_tree(tmp_path, ["manipulation=[]"], extra=extra, frames=_exact_cells)
+    aggregate.main([])
+    summary = json.loads((tmp_path / "metrics" / "summary.json").read_text())
+    report = summary["corruption_summary"]["smoke"]["sample"]["imagenet_c"]
+    assert report["ce"]["gaussian_noise"]["value"] == pytest.approx(1.4 / 1.772856)
+    assert report["ce"]["gaussian_noise"]["value"] == pytest.approx(0.789686, abs=1e-6)
+    assert report["mce_over_present"]["value"] == pytest.approx(0.789686, abs=1e-6)
+    assert report["mce"]["value"] is None
+    if with_clean_cell:
+        assert report["clean_cell"] == "imagenet_c_clean"
+        assert report["clean_error"]["value"] == pytest.approx(0.3)
+        assert report["relative_ce"]["gaussian_noise"]["value"] == pytest.approx(
+            0.8 / 0.903296)
+        assert report["relative_ce"]["gaussian_noise"]["value"] == pytest.approx(
+            0.885645, abs=1e-6)
+        assert report["relative_mce_over_present"]["value"] == pytest.approx(0.885645,
+                                                                             abs=1e-6)
+    else:
+        assert report["clean_cell"].startswith("none: select the imagenet_c_clean cell")
+        assert report["clean_error"]["value"] is None
+        assert report["relative_ce"] == {}
+        assert report["relative_mce_over_present"]["value"] is None
+
+
+def test_released_images_are_their_own_group_with_the_constructed_clean_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_tree(tmp_path, ["manipulation=[]", "+experiment=imagenet_c_released"])
+    aggregate.main([])
+    summary = json.loads((tmp_path / "metrics" / "summary.json").read_text())
+    groups = summary["corruption_summary"]["smoke"]["sample"]
+    assert set(groups) == {"released"}
+    report = groups["released"]
+    assert report["clean_cell"] == "imagenet_c_clean" and report["complete"] is True
+    assert report["clean_error"]["value"] == pytest.approx(CONSTRUCTED_CLEAN_WRONG / N_IMAGES)
+    fog = [wrong_images("fog", s) / N_IMAGES for s in range(1, 6)]
+    assert report["ce"]["fog"]["value"] == pytest.approx(sum(fog) / (5 * ALEXNET_ERRORS["fog"]))

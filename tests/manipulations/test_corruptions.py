@@ -47,7 +47,8 @@ def test_all_19_are_registered_with_the_global_rng_flag() -> None:
     assert len(ALL_CORRUPTIONS) == 19 and len(IMAGENET_C_CORRUPTIONS) == 15
     assert EXTRA_CORRUPTIONS == ("speckle_noise", "gaussian_blur", "spatter", "saturate")
     registered = [name for name in names() if name.startswith("imagenet_c_")]
-    assert sorted(registered) == sorted(registry_name(c) for c in ALL_CORRUPTIONS)
+    assert sorted(registered) == sorted([*(registry_name(c) for c in ALL_CORRUPTIONS),
+                                         "imagenet_c_clean", "imagenet_c_released"])
     assert get("gaussian_blur").params_model is not CorruptionParams  # seed 001's blur intact
     for corruption in ALL_CORRUPTIONS:
         entry = get(registry_name(corruption))
@@ -218,15 +219,18 @@ def reference_image() -> Image.Image:
 def test_pixels_equal_the_library_and_its_pinned_digest(
     reference_image: Image.Image, corruption: str, severity: int
 ) -> None:
-    """cliprobe's corruption of an image equals ``imagecorruptions.corrupt`` of the same image
-    with the same seed, byte for byte; and that output's sha256 is the one recorded with the
-    library versions in corruption_digests.json, so an upgrade that changes pixels fails here
-    (re-pin deliberately with corruption_reference.py)."""
+    """cliprobe's corruption of an image, ``lossless`` (the default ``imagenet_c_jpeg`` adds the
+    released set's JPEG round trip on these pixels, tested below), equals
+    ``imagecorruptions.corrupt`` of the same image with the same seed, byte for byte; and that
+    output's sha256 is the one recorded with the library versions in corruption_digests.json,
+    so an upgrade that changes pixels fails here (re-pin deliberately with
+    corruption_reference.py)."""
     seed = corruption_reference.seed_of(corruption, severity)
     expected = corruption_reference.library_output(reference_image, corruption, severity, seed)
     np.random.seed(seed)  # the contract of corrupt(): numpy's global RNG seeded per image
     ours = corrupt(reference_image, corruption,
-                   CorruptionParams(severity=severity, construction="full_resolution"))
+                   CorruptionParams(severity=severity, construction="full_resolution",
+                                    encoding="lossless"))
     assert np.asarray(ours).shape == expected.shape == (224, 224, 3)
     assert np.asarray(ours).tobytes() == expected.tobytes()
     digest = hashlib.sha256(expected.tobytes()).hexdigest()
@@ -234,3 +238,84 @@ def test_pixels_equal_the_library_and_its_pinned_digest(
     assert digest == pinned, (
         f"imagecorruptions' {corruption} at severity {severity} changed its pixels; pinned with "
         f"{REFERENCE['versions']}, now {corruption_reference.versions()}")
+
+
+# --- the released dataset's construction, the clean reference, the released images -------------
+
+
+def test_default_encoding_reproduces_make_imagenet_c(photo: Image.Image) -> None:
+    """Hendrycks' make_imagenet_c.py: torchvision Resize(256) + CenterCrop(224), the corruption,
+    ``np.uint8``, then ``save(path, quality=85, optimize=True)`` as JPEG, rebuilt here from the
+    library function directly; cliprobe's default equals it pixel for pixel."""
+    import io
+
+    import torchvision.transforms as T
+    from imagecorruptions import corruption_dict
+
+    from cliprobe.manipulations.corruptions import corrupt
+
+    params = CorruptionParams(severity=3)
+    assert params.encoding == "imagenet_c_jpeg"
+    np.random.seed(123)
+    ours = np.asarray(corrupt(photo, "gaussian_noise", params))
+    np.random.seed(123)
+    pixels = corruption_dict["gaussian_noise"](T.Compose([T.Resize(256), T.CenterCrop(224)])(
+        photo), 3)
+    buffer = io.BytesIO()
+    Image.fromarray(np.uint8(pixels)).save(buffer, format="JPEG", quality=85, optimize=True)
+    buffer.seek(0)
+    expected = np.asarray(Image.open(buffer).convert("RGB"))
+    np.testing.assert_array_equal(ours, expected)
+    np.random.seed(123)
+    lossless = np.asarray(corrupt(photo, "gaussian_noise",
+                                  CorruptionParams(severity=3, encoding="lossless")))
+    assert np.abs(lossless.astype(int) - expected).max() > 0  # no JPEG: other pixels
+
+
+def test_released_encoding_truncates_like_np_uint8() -> None:
+    flat = np.full((16, 16, 3), 127.7)  # uniform: the JPEG of it decodes exactly
+    assert np.unique(np.asarray(_to_rgb8(flat, (16, 16), "t", "imagenet_c_jpeg"))) == [127]
+    assert np.unique(np.asarray(_to_rgb8(flat, (16, 16), "t", "lossless"))) == [127]
+
+
+def test_clean_reference_is_the_construction_alone(photo: Image.Image) -> None:
+    from cliprobe.manipulations.corruptions import ConstructionParams
+
+    clean = manipulation_transform(get("imagenet_c_clean"), ConstructionParams(), "c", 0)
+    np.testing.assert_array_equal(np.asarray(clean(photo, "x")),
+                                  np.asarray(imagenet_c_construction(photo)))
+    full = ConstructionParams(construction="full_resolution")
+    np.testing.assert_array_equal(np.asarray(manipulation_transform(
+        get("imagenet_c_clean"), full, "c", 0)(photo, "x")), np.asarray(photo))
+
+
+def test_released_images_replace_the_clean_ones(tmp_path: Path, photo: Image.Image) -> None:
+    from cliprobe.embedding.reader import ManifestImages, manipulation_step
+    from cliprobe.manipulations import ImageContext
+    from cliprobe.manipulations.corruptions import ReleasedParams
+
+    released = tmp_path / "imagenet_c" / "fog" / "3" / "n01440764"
+    released.mkdir(parents=True)
+    official = photo.resize((224, 224)).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    official.save(released / "ILSVRC2012_val_00000001.JPEG", quality=85)
+    step = manipulation_step(get("imagenet_c_released"),
+                             ReleasedParams(corruption="fog", severity=3), "released_fog_s3", 0)
+    context = ImageContext("n01440764/ILSVRC2012_val_00000001.JPEG", "tench", ("tench",),
+                           image_root=str(tmp_path))
+    out = step(photo, context).image
+    with Image.open(released / "ILSVRC2012_val_00000001.JPEG") as expected:
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(expected.convert("RGB")))
+    # through the reader: a missing released image is a logged skip, not a crash
+    (tmp_path / "n01440764").mkdir()
+    for name in ("ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG"):
+        photo.save(tmp_path / "n01440764" / name)
+    import pandas as pd
+
+    manifest = pd.DataFrame({"image_id": [f"n01440764/ILSVRC2012_val_0000000{i}.JPEG"
+                                          for i in (1, 2)], "label": ["tench", "tench"]})
+    manifest["path"] = manifest["image_id"]
+    images = ManifestImages(manifest, tmp_path, step, lambda image: np.asarray(image))
+    assert images[0].skip_reason is None
+    np.testing.assert_array_equal(images[0].tensor, np.asarray(out))
+    assert "no usable released ImageNet-C image fog/3/n01440764/ILSVRC2012_val_00000002" in (
+        images[1].skip_reason or "")

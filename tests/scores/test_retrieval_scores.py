@@ -76,13 +76,13 @@ HAND_QUERIES = {"a0": (0.8, -0.6), "a1": (1.0, 0.0), "b0": (0.0, 1.0), "b1": (0.
 
 def test_seed001_score_assembly_on_a_hand_computed_case() -> None:
     """N = 3 neighbours of each manipulated query (its own clean image included: the
-    ``seed001_own_image: include`` variant; leave-one-out is pinned below), threshold t = 0.8 on the L2 distance to the
-    *clean* query; mean per class, then over classes; classes resampled for the interval.
+    ``seed001_own_image: include`` variant; leave-one-out is pinned below), threshold t = 0.8
+    on the L2 distance to the *clean* query; mean per class, then over classes; classes
+    resampled for the interval.
 
     By hand (similarities to the query; ties to the smaller gallery index):
 
-    ======  ==================================  ===============================  =
-
+    ======  ==================================  ===============================  ========
     query   top 3                               L2 to the clean image (< 0.8?)   accuracy
     ======  ==================================  ===============================  ========
     a0      b1 .96, a0 .8, a1 .28               .894 no, 0 yes, .632 yes         2/3
@@ -127,7 +127,8 @@ def test_seed001_score_assembly_on_a_hand_computed_case() -> None:
     assert metrics["recall_class_at_1"]["value"] == pytest.approx(2 / 5)
     assert metrics["recall_class_at_3"]["value"] == pytest.approx(1.0)
     assert metrics["cosine_drift"]["value"] == pytest.approx(0.8)
-=======
+
+
 def _unit(degrees: list[float]) -> np.ndarray:
     radians = np.deg2rad(degrees)
     return np.stack([np.cos(radians), np.sin(radians)], axis=1)

@@ -135,6 +135,7 @@ class ManifestImages:
         preprocess: Callable[[Image.Image], Any],
         class_names: Sequence[str] | None = None,
     ) -> None:
+        self.image_root = str(image_root)
         self.paths = [str(image_root / p) for p in manifest["path"]]
         self.image_ids = list(manifest["image_id"])
         self.labels = [str(label) for label in manifest["label"]]
@@ -153,7 +154,7 @@ class ManifestImages:
         except ImageSkipped as skipped:
             return Item(position, None, skipped.reason)
         context = ImageContext(self.image_ids[position], self.labels[position], self.class_names,
-                               self.excluded[position])
+                               self.excluded[position], self.image_root)
         try:
             result = self.transform(image, context)
         except ManipulationNotApplicable as declined:

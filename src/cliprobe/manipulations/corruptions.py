@@ -2,11 +2,28 @@
 
 The 15 benchmark corruptions and the 4 extra ones are registered as ``imagenet_c_<corruption>``
 (``imagenet_c_gaussian_noise``, ...; the prefix keeps them apart from seed 001's
-``gaussian_blur``). All share :class:`CorruptionParams`: a severity 1-5 and the construction,
+``gaussian_blur``). All share :class:`CorruptionParams`: a severity 1-5, the construction,
 
 - ``imagenet_c``: Resize(256) on the short side + CenterCrop(224), then corrupt, exactly the
   order of the original dataset (so every output is 224x224);
-- ``full_resolution``: corrupt the image as it is (at least 32x32 pixels, the library's limit).
+- ``full_resolution``: corrupt the image as it is (at least 32x32 pixels, the library's limit),
+
+and the encoding of the result:
+
+- ``imagenet_c_jpeg`` (the default): what the released dataset went through in Hendrycks'
+  ``ImageNet-C/create_c/make_imagenet_c.py``: ``np.uint8`` (truncation) of the corrupted
+  pixels, then a JPEG file at quality 85 (``save(..., quality=85, optimize=True)``), read back;
+- ``lossless``: the corrupted pixels as 8 bits (``np.uint8`` truncation, the library's own
+  pixels), no JPEG.
+
+Two more entries make CE comparable and let users evaluate on the official images:
+
+- ``imagenet_c_clean``: the construction alone, no corruption: the clean images CE's clean
+  error must come from (Hendrycks' clean error is the Resize(256) + CenterCrop(224) val set,
+  not the model's own preprocessing of the full image, which the ``original`` cell is);
+- ``imagenet_c_released``: the released ImageNet-C image of the same validation image
+  (``<corruption>/<severity>/<wnid>/<file>.JPEG``), which the dataset's fetch stage took from
+  the released tarballs (:mod:`cliprobe.datasets.sources.imagenet_c`).
 
 The pixels come from ``imagecorruptions`` (the maintained fork ``imagecorruptions-imaug``, same
 import name), imported on first use because it pulls in numba, OpenCV and scikit-image. The
@@ -14,23 +31,28 @@ library draws from numpy's global RNG, so the entries declare ``uses_global_rng`
 seeds it per image; the two functions that would otherwise draw fresh OS entropy (glass_blur,
 impulse_noise) get a seed drawn from that global RNG.
 
-Not byte-identical to the released ImageNet-C: that was written with Hendrycks' own script
-(``np.uint8`` truncation, then JPEG quality 85), and the library re-implements some corruptions
-(motion_blur and snow without ImageMagick, elastic_transform without the random affine step,
-pixelate upsampling with NEAREST instead of BOX). Here floats are rounded, not truncated, and
-nothing is JPEG-encoded, so CE against AlexNet's published errors is ImageNet-C-style, not exact.
+Even with ``imagenet_c_jpeg`` the images are not byte-identical to the released set: the
+library re-implements some corruptions (motion_blur and snow without ImageMagick,
+elastic_transform without the random affine step, pixelate upsampling with NEAREST instead of
+BOX) and draws other random numbers; ``imagenet_c_released`` is the way to the official images.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from cliprobe.manipulations.registry import ManipulationFn, ManipulationNotApplicable, register
+from cliprobe.manipulations.registry import (
+    ImageContext,
+    ManipulationFn,
+    ManipulationNotApplicable,
+    register,
+)
 
 #: The 15 corruptions of the benchmark, in the paper's (and SPEC §5's) order.
 IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (
@@ -72,17 +94,43 @@ def registry_name(corruption: str) -> str:
     return REGISTRY_PREFIX + corruption
 
 
-class CorruptionParams(BaseModel):
-    """Parameters shared by every ImageNet-C corruption."""
+#: How the released dataset's files were written (make_imagenet_c.py): JPEG, quality 85.
+RELEASED_JPEG_QUALITY = 85
+
+Construction = Literal["imagenet_c", "full_resolution"]
+
+
+class ConstructionParams(BaseModel):
+    """The construction alone (``imagenet_c_clean``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    severity: int = Field(ge=1, le=5, strict=True, description="ImageNet-C severity, 1-5")
-    construction: Literal["imagenet_c", "full_resolution"] = Field(
+    construction: Construction = Field(
         default="imagenet_c",
-        description="imagenet_c: Resize(256) + CenterCrop(224) before corrupting, as the "
-        "original dataset; full_resolution: corrupt the image as it is",
+        description="imagenet_c: Resize(256) + CenterCrop(224), as the original dataset; "
+        "full_resolution: the image as it is",
     )
+
+
+class CorruptionParams(ConstructionParams):
+    """Parameters shared by every ImageNet-C corruption."""
+
+    severity: int = Field(ge=1, le=5, strict=True, description="ImageNet-C severity, 1-5")
+    encoding: Literal["imagenet_c_jpeg", "lossless"] = Field(
+        default="imagenet_c_jpeg",
+        description="imagenet_c_jpeg: 8-bit truncation and a quality-85 JPEG round trip, as the "
+        "released dataset was written; lossless: the 8-bit (truncated) pixels, no JPEG",
+    )
+
+
+class ReleasedParams(BaseModel):
+    """Which released ImageNet-C image replaces the clean one (``imagenet_c_released``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corruption: Literal[ALL_CORRUPTIONS] = Field(  # type: ignore[valid-type]
+        description="one of the 15 + 4 ImageNet-C corruptions")
+    severity: int = Field(ge=1, le=5, strict=True, description="ImageNet-C severity, 1-5")
 
 
 def imagenet_c_construction(image: Image.Image) -> Image.Image:
@@ -105,12 +153,28 @@ def imagenet_c_construction(image: Image.Image) -> Image.Image:
     return image.crop((left, top, left + CROP_SIDE, top + CROP_SIDE))
 
 
-def _to_rgb8(result: Any, size: tuple[int, int], corruption: str) -> Image.Image:
-    """The library's output (float array in [0, 255] or PIL image) as 8-bit RGB PIL.
+def released_encoding(pixels: np.ndarray) -> Image.Image:
+    """What make_imagenet_c.py stored: ``np.uint8`` of the pixels (truncation, not rounding),
+    saved as a JPEG at quality 85 (``optimize=True``), here read back as 8-bit RGB."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.uint8(pixels)).save(buffer, format="JPEG",
+                                           quality=RELEASED_JPEG_QUALITY, optimize=True)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
+
+
+def _to_rgb8(result: Any, size: tuple[int, int], corruption: str,
+             encoding: str = "lossless") -> Image.Image:
+    """The library's output (float array in [0, 255] or PIL image) as 8-bit RGB PIL, encoded
+    as ``encoding`` says (see :class:`CorruptionParams`).
 
     Converted as ``imagecorruptions.corrupt`` and Hendrycks's ImageNet-C script convert it,
-    ``np.uint8(x)``, which truncates (182.9 -> 182), so the pixels are the library's own, byte
-    for byte; values outside [0, 255] (which ``np.uint8`` would wrap) are clipped first.
+    ``np.uint8(x)``, which truncates (182.9 -> 182), so the ``lossless`` pixels are the
+    library's own, byte for byte; values outside [0, 255] (which ``np.uint8`` would wrap) are
+    clipped first. ``imagenet_c_jpeg`` then stores those pixels as the released set did.
     """
     pixels = np.asarray(result)
     if pixels.ndim == 2:
@@ -128,6 +192,8 @@ def _to_rgb8(result: Any, size: tuple[int, int], corruption: str) -> Image.Image
             raise ManipulationNotApplicable(
                 f"{corruption} produced non-finite pixels on a {width}x{height} image")
         pixels = np.clip(pixels, 0, 255).astype(np.uint8)
+    if encoding == "imagenet_c_jpeg":
+        return released_encoding(pixels)
     return Image.fromarray(np.ascontiguousarray(pixels))
 
 
@@ -143,10 +209,8 @@ def corrupt(image: Image.Image, corruption: str, params: CorruptionParams) -> Im
 
     if corruption not in corruption_dict:
         raise ValueError(f"imagecorruptions has no corruption {corruption!r}")
-    rgb = image.convert("RGB") if image.mode != "RGB" else image
-    if params.construction == "imagenet_c":
-        rgb = imagenet_c_construction(rgb)
-    elif min(rgb.size) < MIN_SIDE:
+    rgb = construct(image, params.construction)
+    if params.construction == "full_resolution" and min(rgb.size) < MIN_SIDE:
         raise ManipulationNotApplicable(
             f"{corruption} needs an image of at least {MIN_SIDE}x{MIN_SIDE} pixels, got "
             f"{rgb.size[0]}x{rgb.size[1]}; use construction=imagenet_c (resizes to 224x224)"
@@ -156,7 +220,13 @@ def corrupt(image: Image.Image, corruption: str, params: CorruptionParams) -> Im
         # drawn from the per-image seeded global RNG, so reruns give identical pixels
         kwargs["seed"] = int(np.random.randint(0, 2**31 - 1))
     result = corruption_dict[corruption](rgb, params.severity, **kwargs)
-    return _to_rgb8(result, rgb.size, corruption)
+    return _to_rgb8(result, rgb.size, corruption, params.encoding)
+
+
+def construct(image: Image.Image, construction: str) -> Image.Image:
+    """The RGB image as the construction prepares it for corrupting (no corruption)."""
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    return imagenet_c_construction(rgb) if construction == "imagenet_c" else rgb
 
 
 def _make_entry(corruption: str) -> ManipulationFn:
@@ -180,3 +250,34 @@ def _make_entry(corruption: str) -> ManipulationFn:
 for _corruption in ALL_CORRUPTIONS:
     _make_entry(_corruption)
 del _corruption
+
+#: Registry names of the clean reference and of the released images.
+CLEAN_FUNCTION = REGISTRY_PREFIX + "clean"
+RELEASED_FUNCTION = REGISTRY_PREFIX + "released"
+
+
+@register(CLEAN_FUNCTION, ConstructionParams)
+def imagenet_c_clean(
+    image: Image.Image, params: ConstructionParams, rng: np.random.Generator
+) -> Image.Image:
+    """ImageNet-C's clean reference: the construction alone (CE's clean error comes from it)."""
+    return construct(image, params.construction)
+
+
+@register(RELEASED_FUNCTION, ReleasedParams, needs_context=True)
+def imagenet_c_released(
+    image: Image.Image, params: ReleasedParams, rng: np.random.Generator, context: ImageContext
+) -> Image.Image:
+    """The released ImageNet-C image of this validation image (fetched with the dataset)."""
+    from cliprobe.datasets.sources.imagenet_c import released_path
+    from cliprobe.images import ImageSkipped, load_rgb
+
+    file = released_path(Path(context.image_root), params.corruption, params.severity,
+                         context.image_id)
+    try:
+        return load_rgb(file)
+    except ImageSkipped as skipped:  # a logged skip (n_not_applicable), not a stopped stage
+        raise ManipulationNotApplicable(
+            f"no usable released ImageNet-C image {params.corruption}/{params.severity}/"
+            f"{context.image_id} ({skipped.reason}); fetch it with "
+            "dataset.<name>.source.imagenet_c") from None

@@ -55,6 +55,9 @@ class ImageContext:
     label: str
     class_names: tuple[str, ...]
     excluded_words: tuple[str, ...] = ()
+    #: the dataset's raw folder: files beside the image (the released ImageNet-C images) are
+    #: resolved under it
+    image_root: str = ""
 
 
 @dataclass(frozen=True)

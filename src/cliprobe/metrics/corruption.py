@@ -139,12 +139,14 @@ def mean_corruption_error(
 
 
 def corruption_summary(
-    errors: Mapping[str, Mapping[int, float]], clean_error: float
+    errors: Mapping[str, Mapping[int, float]], clean_error: float | None
 ) -> dict[str, Any]:
     """CE and relative CE per benchmark corruption, mCE and relative mCE, plus completeness.
 
     ``errors`` maps corruption name -> {severity: top-1 error fraction}; the 4 extras (no
     AlexNet baseline) are skipped, any other unknown name raises ``ValueError``.
+    ``clean_error`` is the model's error on the clean images *made the same way* (the same
+    construction as the corrupted ones); None leaves the relative numbers empty ({} and NaN).
 
     Keys: ``ce``, ``relative_ce`` (dicts in SPEC §5 order), ``mce``, ``relative_mce`` (NaN
     unless all 15 are present), ``mce_over_present``, ``relative_mce_over_present`` (mean over
@@ -156,9 +158,9 @@ def corruption_summary(
         raise ValueError(f"unknown ImageNet-C corruptions: {', '.join(map(str, unknown))}")
     present = [name for name in ALEXNET_ERRORS if name in errors]
     ce = {name: corruption_error(errors[name], name) for name in present}
-    relative = {
+    relative = ({} if clean_error is None else {
         name: relative_corruption_error(errors[name], clean_error, name) for name in present
-    }
+    })
     complete = len(present) == len(ALEXNET_ERRORS) and all(
         set(errors[name]) == set(SEVERITIES) for name in present
     )
@@ -166,9 +168,10 @@ def corruption_summary(
         "ce": ce,
         "relative_ce": relative,
         "mce": mean_corruption_error(ce),
-        "relative_mce": mean_corruption_error(relative),
+        "relative_mce": mean_corruption_error(relative) if relative else math.nan,
         "mce_over_present": mean_corruption_error(ce, allow_partial=True),
-        "relative_mce_over_present": mean_corruption_error(relative, allow_partial=True),
+        "relative_mce_over_present": (mean_corruption_error(relative, allow_partial=True)
+                                      if relative else math.nan),
         "corruptions_present": len(present),
         "complete": complete,
     }

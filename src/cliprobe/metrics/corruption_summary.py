@@ -1,6 +1,8 @@
 """The grid's ImageNet-C cells assembled: corruptions.csv, severity.csv, CE / mCE with intervals.
 
-Corruption cells are those whose ``cell.function`` starts with ``imagenet_c_``. CE uses the
+Corruption cells are those whose ``cell.function`` starts with ``imagenet_c_`` (the generated
+corruptions and ``imagenet_c_released``), except ``imagenet_c_clean``: the clean images of the
+same construction, whose error is CE's clean error (:func:`clean_reference`). CE uses the
 zero-shot top-1 error ``1 − zeroshot_acc1``
 (:data:`~cliprobe.metrics.summary.ERROR_SOURCE_METRIC`,
 :data:`~cliprobe.metrics.summary.ERROR_METRIC`), the classification error ImageNet-C's CE is
@@ -20,7 +22,12 @@ import pandas as pd
 
 from cliprobe import paths
 from cliprobe.config.schema import Params
-from cliprobe.manipulations.corruptions import ALL_CORRUPTIONS, REGISTRY_PREFIX
+from cliprobe.manipulations.corruptions import (
+    ALL_CORRUPTIONS,
+    CLEAN_FUNCTION,
+    REGISTRY_PREFIX,
+    RELEASED_FUNCTION,
+)
 from cliprobe.metrics import corruption as cm
 from cliprobe.metrics import paired
 from cliprobe.metrics.summary import (
@@ -36,7 +43,8 @@ LOGGER = logging.getLogger(__name__)
 CORRUPTION_COLUMNS = ["model", "dataset", "construction", "corruption", "severity",
                       "manipulation", "metric", "value", "ci_low", "ci_high", "random_weights"]
 
-#: manipulation -> (image ids, per-image error) of one model × dataset, ``original`` included.
+#: manipulation -> (image ids, per-image error) of one model × dataset, the clean cells
+#: (``original``, ``imagenet_c_clean``) included.
 PerImageErrors = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
@@ -53,16 +61,74 @@ class CorruptionCell:
     cell: dict[str, Any]
 
 
+#: How the images of a group of corruption cells were made (the ``construction`` column):
+#: ``imagenet_c`` (Resize 256 + CenterCrop 224, JPEG-85 as released), ``imagenet_c/lossless``,
+#: ``full_resolution`` (and ``/lossless``), ``released`` (the official files).
+RELEASED_CONSTRUCTION = "released"
+
+
+def construction_label(params: dict[str, Any]) -> str:
+    """A generated corruption cell's construction, with ``/lossless`` when it was not written
+    as the released dataset was."""
+    construction = str(params.get("construction", "imagenet_c"))
+    return construction + ("/lossless" if params.get("encoding") == "lossless" else "")
+
+
 def corruption_cell(cell: dict[str, Any]) -> CorruptionCell | None:
-    """The cell as a :class:`CorruptionCell` when its function is ``imagenet_c_*``."""
+    """The cell as a :class:`CorruptionCell` when it holds corrupted images (a generated
+    ``imagenet_c_<corruption>`` or ``imagenet_c_released``; not the clean reference)."""
     key = cell["cell"]
     function = key.get("function") or ""
-    if not function.startswith(REGISTRY_PREFIX):
+    if not function.startswith(REGISTRY_PREFIX) or function == CLEAN_FUNCTION:
         return None
     params = key.get("params") or {}
+    if function == RELEASED_FUNCTION:
+        return CorruptionCell(key["model"], key["dataset"], key["manipulation"],
+                              str(params["corruption"]), int(params["severity"]),
+                              RELEASED_CONSTRUCTION, cell)
     return CorruptionCell(key["model"], key["dataset"], key["manipulation"],
                           function[len(REGISTRY_PREFIX):], int(params["severity"]),
-                          str(params.get("construction", "imagenet_c")), cell)
+                          construction_label(params), cell)
+
+
+def is_clean_reference(cell: dict[str, Any]) -> bool:
+    """True for an ``imagenet_c_clean`` cell (the construction alone, no corruption)."""
+    return cell["cell"].get("function") == CLEAN_FUNCTION
+
+
+def clean_reference(
+    construction: str, cells: dict[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any]] | None:
+    """(manipulation, cell) of the clean images made the way ``construction``'s corrupted
+    images were, among one model × dataset's ``cells`` (manipulation -> metrics.json).
+
+    The ``imagenet_c_clean`` cell of the same base construction (the released set's clean
+    images are the Resize 256 + CenterCrop 224 ones); for ``full_resolution`` the ``original``
+    cell is that construction too. None when the grid has no such cell.
+    """
+    base = "imagenet_c" if construction == RELEASED_CONSTRUCTION else construction.split("/")[0]
+    for name, cell in cells.items():
+        if (is_clean_reference(cell)
+                and (cell["cell"].get("params") or {}).get("construction", "imagenet_c") == base):
+            return name, cell
+    if base == "full_resolution" and paths.CLEAN in cells:
+        return paths.CLEAN, cells[paths.CLEAN]
+    return None
+
+
+def clean_cells(
+    corrupted: list[CorruptionCell], cells_by_key: dict[tuple[str, str, str], dict[str, Any]],
+) -> dict[tuple[str, str, str], str]:
+    """(model, dataset, construction) -> manipulation of its clean reference
+    (:func:`clean_reference`), for every group of ``corrupted`` that has one."""
+    out: dict[tuple[str, str, str], str] = {}
+    for key in dict.fromkeys((c.model, c.dataset, c.construction) for c in corrupted):
+        model, dataset, construction = key
+        pair = {x: cell for (m, d, x), cell in cells_by_key.items() if (m, d) == (model, dataset)}
+        clean = clean_reference(construction, pair)
+        if clean is not None:
+            out[key] = clean[0]
+    return out
 
 
 def corruption_order(name: str) -> int:
@@ -98,26 +164,34 @@ def corruptions_table(corrupted: list[CorruptionCell]) -> pd.DataFrame:
     return frame if frame.empty else _sorted_by_corruption(frame)
 
 
-def severity_table(corruptions: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
+def severity_table(corruptions: pd.DataFrame, long: pd.DataFrame,
+                   clean_cells: dict[tuple[str, str, str], str] | None = None) -> pd.DataFrame:
     """plots/severity.csv: one row per (model, dataset, construction, corruption, severity).
 
-    Metric columns (value, ``_ci_low``, ``_ci_high``) are wide; severity 0 is the model ×
-    dataset's ``original`` cell, repeated for every corruption so each curve starts from the
-    clean value. ``panel`` (model/dataset/construction) separates curves of different groups.
+    Metric columns (value, ``_ci_low``, ``_ci_high``) are wide; severity 0 is the group's clean
+    cell (``clean_cells``: (model, dataset, construction) -> manipulation, the clean images of
+    the same construction, :func:`clean_cells`; default ``original``), repeated for every
+    corruption so each curve starts from the clean value. ``panel`` (model/dataset/construction)
+    separates groups.
     """
     if corruptions.empty:
         return pd.DataFrame(columns=["model", "dataset", "construction", "panel", "corruption",
                                      "severity", "manipulation", ERROR_METRIC,
                                      f"{ERROR_METRIC}_ci_low", f"{ERROR_METRIC}_ci_high",
                                      "random_weights"])
-    clean = long[long["manipulation"] == paths.CLEAN].copy()
+    groups = corruptions[["model", "dataset", "construction", "corruption"]].drop_duplicates()
+    reference = groups[["model", "dataset", "construction"]].drop_duplicates()
+    reference["manipulation"] = [
+        (clean_cells or {}).get((m, d, c), paths.CLEAN)
+        for m, d, c in zip(reference["model"], reference["dataset"], reference["construction"],
+                           strict=True)]
+    clean = long.merge(reference, on=["model", "dataset", "manipulation"])
     source = clean[clean["metric"] == ERROR_SOURCE_METRIC].copy()
     source["metric"] = ERROR_METRIC
     source["value"], source["ci_low"], source["ci_high"] = (
         1.0 - source["value"], 1.0 - source["ci_high"], 1.0 - source["ci_low"])
     clean = pd.concat([clean, source], ignore_index=True)
-    groups = corruptions[["model", "dataset", "construction", "corruption"]].drop_duplicates()
-    clean_rows = groups.merge(clean, on=["model", "dataset"])
+    clean_rows = groups.merge(clean, on=["model", "dataset", "construction"])
     clean_rows["severity"] = 0
     rows = pd.concat([clean_rows[CORRUPTION_COLUMNS], corruptions], ignore_index=True)
     keys = ["model", "dataset", "construction", "corruption", "severity", "manipulation",
@@ -164,16 +238,19 @@ def _interval(
 
 
 def corruption_report(
-    group: list[CorruptionCell], clean_cell: dict[str, Any],
+    group: list[CorruptionCell], clean: tuple[str, dict[str, Any]] | None,
     per_image_errors: PerImageErrors, params: Params, seed_key: str,
 ) -> dict[str, Any]:
     """CE / relative CE per corruption, mCE, relative mCE of one model × dataset × construction.
 
-    Point estimates use the cells' own values (metrics.json, as in corruptions.csv); intervals
-    come from one joint bootstrap over the images common to the clean and all corruption cells
+    ``clean`` is the (manipulation, cell) whose error is the clean error: the clean images made
+    with the group's construction (:func:`clean_reference`); without one, relative CE and
+    relative mCE are null and the report says why. Point estimates use the cells' own values
+    (metrics.json, as in corruptions.csv); intervals come from one joint bootstrap over the
+    images common to the clean and all corruption cells
     (:func:`cliprobe.metrics.paired.joint_bootstrap_means`), so every CE of a resample is
     computed from the same images. ``per_image_errors`` maps manipulation -> (image ids,
-    per-image error), including ``original``. A cell repeating another's corruption and
+    per-image error), including the clean cell's. A cell repeating another's corruption and
     severity is left out (logged; listed under ``ignored_duplicates``).
     """
     def error_of(cell: dict[str, Any]) -> float:
@@ -195,12 +272,13 @@ def corruption_report(
     point_errors: dict[str, dict[int, float]] = {}
     for c in used:
         point_errors.setdefault(c.corruption, {})[c.severity] = error_of(c.cell)
-    clean_error = error_of(clean_cell)
+    clean_name = clean[0] if clean is not None else None
+    clean_error = error_of(clean[1]) if clean is not None else None
     point = cm.corruption_summary(point_errors, clean_error)
 
     # joint bootstrap over the images every cell of the group scored
-    columns = [paths.CLEAN, *(c.manipulation for c in used)]
-    common = pd.Index(per_image_errors[paths.CLEAN][0])
+    columns = [*([clean_name] if clean_name else []), *(c.manipulation for c in used)]
+    common = pd.Index(per_image_errors[columns[0]][0])
     for name in columns[1:]:
         common = common.intersection(pd.Index(per_image_errors[name][0]), sort=False)
     resamples = params.stats.bootstrap_resamples
@@ -214,12 +292,13 @@ def corruption_report(
         ])
         seed = derive_seed(params.seed, "corruption_summary", seed_key) % (2**32)
         means = paired.joint_bootstrap_means(matrix, resamples, seed)
-        clean_draws = means[:, 0]
+        offset = 1 if clean_name else 0
+        clean_draws = means[:, 0] if clean_name else None
         for row in means:
             errors: dict[str, dict[int, float]] = {}
-            for c, value in zip(used, row[1:], strict=True):
+            for c, value in zip(used, row[offset:], strict=True):
                 errors.setdefault(c.corruption, {})[c.severity] = float(value)
-            draws.append(cm.corruption_summary(errors, float(row[0])))
+            draws.append(cm.corruption_summary(errors, float(row[0]) if clean_name else None))
 
     confidence = params.stats.confidence
 
@@ -229,6 +308,9 @@ def corruption_report(
 
     report: dict[str, Any] = {
         "error_metric": ERROR_DESCRIPTION,
+        "clean_cell": clean_name or ("none: select the imagenet_c_clean cell "
+                                     "(conf/manipulation/imagenet_c_clean.yaml) for relative "
+                                     "CE and relative mCE"),
         "clean_error": _interval(clean_error, clean_draws, confidence),
         "ce": {name: interval(value, lambda d, n=name: d["ce"][n])
                for name, value in point["ce"].items()},
@@ -254,20 +336,27 @@ def corruption_summaries(
 ) -> dict[str, Any]:
     """``corruption_summary`` of summary.json: model -> dataset -> construction -> report.
 
-    One :func:`corruption_report` per model × dataset × construction; a group whose clean cell
-    has no :data:`ERROR_SOURCE_METRIC` (no zero-shot scores) is left out with a warning.
+    One :func:`corruption_report` per model × dataset × construction, its clean error from the
+    clean cell of the same construction (:func:`clean_reference`; without one, relative CE and
+    relative mCE stay empty, with a warning); a group whose cells have no
+    :data:`ERROR_SOURCE_METRIC` (no zero-shot scores) is left out with a warning.
     """
     groups: dict[tuple[str, str, str], list[CorruptionCell]] = {}
     for c in corrupted:
         groups.setdefault((c.model, c.dataset, c.construction), []).append(c)
     report: dict[str, Any] = {}
     for (model, dataset, construction), group in groups.items():
-        clean_cell = cells_by_key[(model, dataset, paths.CLEAN)]
-        if ERROR_SOURCE_METRIC not in clean_cell["metrics"]:
+        if any(ERROR_SOURCE_METRIC not in c.cell["metrics"] for c in group):
             LOGGER.warning("%s/%s has no %s (zero-shot scores): no CE / mCE", model, dataset,
                            ERROR_SOURCE_METRIC)
             continue
+        pair = {x: cell for (m, d, x), cell in cells_by_key.items() if (m, d) == (model, dataset)}
+        clean = clean_reference(construction, pair)
+        if clean is None:
+            LOGGER.warning("%s/%s: no clean cell made with the %s construction (select "
+                           "imagenet_c_clean): relative CE and relative mCE left empty", model,
+                           dataset, construction)
         report.setdefault(model, {}).setdefault(dataset, {})[construction] = corruption_report(
-            group, clean_cell, errors[(model, dataset)], params,
+            group, clean, errors[(model, dataset)], params,
             f"{model}/{dataset}/{construction}")
     return report

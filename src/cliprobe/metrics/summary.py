@@ -51,6 +51,7 @@ COLUMN_METRICS = {
     "zeroshot_acc5": "zeroshot_correct_at_5",
     "attack_success_rate": "attack_success",
     "word_probability": "p_word",
+    "word_probability_all_classes": "p_word_all_classes",
     "map_class": "ap_class",
     "map_own": "ap_own",
     "word_search_above_clean": "word_search_above_clean",
@@ -136,8 +137,13 @@ def seed001_table(
 def seed001_markdown(table: pd.DataFrame, params: Params, random: bool) -> str:
     """seed001_table.csv as a Markdown table with the legend of the ``*``."""
     confidence = f"{params.stats.confidence:.0%}"
+    retrieval = params.retrieval
+    own = ("excluded (leave-one-out)" if retrieval.seed001_own_image == "exclude"
+           else "included")
     lines = [f"Seed 001 accuracy (mean of per-class means) with {confidence} bootstrap "
-             "intervals (classes resampled).", ""]
+             f"intervals (classes resampled): N = {retrieval.neighbours} neighbours from the "
+             f"dataset's clean gallery, t = {retrieval.threshold}, the query's own clean image "
+             f"{own}.", ""]
     header = [str(column) for column in table.columns]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))

@@ -77,18 +77,22 @@ def main(argv: list[str] | None = None) -> None:
             base = read_per_image(model, dataset, paths.CLEAN)
             base_key = f"{model}/{dataset}/{paths.CLEAN}"
             pair_errors = errors.setdefault((model, dataset), {})
-            if any((model, dataset, name) in corrupted_keys for name in params.manipulation):
+            needs_errors = any((model, dataset, name) in corrupted_keys
+                               for name in params.manipulation)
+            if needs_errors:
                 # CE's clean error: only where corruption cells need it (a caption dataset or a
                 # pooled-feature model has no zero-shot top-1)
                 pair_errors[paths.CLEAN] = (base["image_id"].to_numpy(), sm.error_values(base))
             for manipulation in params.manipulation:
                 frame = read_per_image(model, dataset, manipulation)
-                metrics = list(by_key[(model, dataset, manipulation)]["metrics"])
+                cell = by_key[(model, dataset, manipulation)]
+                metrics = list(cell["metrics"])
                 for row in sm.compare_cells(base, frame, metrics, params, base_key,
                                             f"{model}/{dataset}/{manipulation}"):
                     comparison_rows.append({"model": model, "dataset": dataset,
                                             "manipulation": manipulation, **row})
-                if (model, dataset, manipulation) in corrupted_keys:
+                if needs_errors and ((model, dataset, manipulation) in corrupted_keys
+                                     or cs.is_clean_reference(cell)):
                     pair_errors[manipulation] = (frame["image_id"].to_numpy(),
                                                  sm.error_values(frame))
     comparisons = pd.DataFrame(comparison_rows, columns=sm.COMPARISON_COLUMNS)
@@ -105,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     write_text(paths.METRICS / "seed001_table.md", sm.seed001_markdown(table, params, random))
     corruptions = cs.corruptions_table(corrupted)
     write_csv(corruptions, paths.METRICS / "corruptions.csv")
-    write_csv(cs.severity_table(corruptions, long), paths.PLOTS / "severity.csv")
+    write_csv(cs.severity_table(corruptions, long, cs.clean_cells(corrupted, by_key)),
+              paths.PLOTS / "severity.csv")
     write_csv(sm.headline_table(long), paths.PLOTS / "headline.csv")
     write_csv(sm.per_class_table(cells), paths.PLOTS / "per_class.csv")
     print(f"aggregate: {len(cells)} cells ({len(corrupted)} ImageNet-C), "
