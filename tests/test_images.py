@@ -141,3 +141,21 @@ def test_loader_only_ever_raises_image_skipped(tmp_path: Path) -> None:
 def test_corpus_case_names_are_unique() -> None:
     """Test ids are unique (pytest would silently suffix duplicates)."""
     assert len(CASES_BY_NAME) == len(CASES)
+
+
+def test_a_crop_box_cuts_the_stored_pixels_before_the_exif_rotation(
+    corpus: tuple[Path, set[str]]
+) -> None:
+    """Boxes are annotated on the stored pixel grid (revisitop: ``pil_loader(path).crop(bbx)``);
+    the crop then turns upright like every image. Pillow rounds the box's corners."""
+    folder, _ = corpus
+    case = CASES_BY_NAME["exif_orientation_6"]
+    path = case.path_in(folder)
+    box = [2.4, 5.0, 30.6, 15.5]  # stored image is 40x20 (width x height)
+    with Image.open(path) as stored:
+        expected = stored.convert("RGB").crop(box).transpose(Image.Transpose.ROTATE_270)
+    cropped = load_rgb(path, box)
+    assert cropped.size == (round(15.5) - 5, round(30.6) - 2)
+    np.testing.assert_array_equal(np.asarray(cropped), np.asarray(expected))
+    with pytest.raises(ImageSkipped, match="empty crop box"):
+        load_rgb(path, [10, 10, 10.2, 30])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections.abc import Sequence
 from typing import IO
 
 import numpy as np
@@ -106,14 +107,16 @@ def _orientation(image: Image.Image, name: str) -> int:
     return orientation if orientation in _ORIENTATION_TRANSPOSE else 1
 
 
-def _upright(image: Image.Image, name: str) -> Image.Image:
-    """A detached copy of ``image`` turned upright according to its EXIF orientation.
+def _upright(image: Image.Image, name: str,
+             orientation_of: Image.Image | None = None) -> Image.Image:
+    """A detached copy of ``image`` turned upright according to its EXIF orientation (that of
+    ``orientation_of``, the decoded file, when ``image`` is a crop of it).
 
     Pillow's ``ImageOps.exif_transpose`` also re-serialises the EXIF block to drop the tag, and
     that crashes (TypeError, struct.error, AttributeError) on slightly malformed EXIF that it
     parsed fine; we only need the pixels, so transpose directly.
     """
-    method = _ORIENTATION_TRANSPOSE.get(_orientation(image, name))
+    method = _ORIENTATION_TRANSPOSE.get(_orientation(orientation_of or image, name))
     return image.transpose(method) if method is not None else image.copy()
 
 
@@ -129,7 +132,17 @@ def _check_geometry(size: tuple[int, int], name: str) -> None:
         )
 
 
-def _decode(handle: IO[bytes], name: str) -> Image.Image:
+def _cropped(image: Image.Image, box: Sequence[float], name: str) -> Image.Image:
+    """``image`` cut to ``box`` = (x1, y1, x2, y2) in its stored pixel grid, by Pillow's crop
+    (which rounds the corners), exactly as revisitop crops a query (``img.crop(bbx)``)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if round(x2) <= round(x1) or round(y2) <= round(y1):
+        raise ImageSkipped(name, f"empty crop box {[x1, y1, x2, y2]}")
+    return image.crop((x1, y1, x2, y2))
+
+
+def _decode(handle: IO[bytes], name: str,
+            crop_box: Sequence[float] | None = None) -> Image.Image:
     """Decode an open file to upright 8-bit RGB, translating every failure to ImageSkipped."""
     try:
         with warnings.catch_warnings():
@@ -138,7 +151,8 @@ def _decode(handle: IO[bytes], name: str) -> Image.Image:
             with Image.open(handle) as opened:
                 _check_geometry(opened.size, name)
                 opened.load()
-                rgb = to_rgb(_upright(opened, name))
+                stored = opened if crop_box is None else _cropped(opened, crop_box, name)
+                rgb = to_rgb(_upright(stored, name, orientation_of=opened))
                 rgb.load()
     except ImageSkipped:
         raise
@@ -155,8 +169,11 @@ def _decode(handle: IO[bytes], name: str) -> Image.Image:
     return rgb
 
 
-def load_rgb(path: ImagePath) -> Image.Image:
+def load_rgb(path: ImagePath, crop_box: Sequence[float] | None = None) -> Image.Image:
     """Decode ``path`` fully, apply its EXIF orientation and return 8-bit RGB.
+
+    ``crop_box`` (x1, y1, x2, y2), in the stored pixel grid as annotations are (revisited
+    Oxford / Paris query boxes), cuts the image before it is turned upright.
 
     ``path`` may be ``bytes`` (a non-UTF-8 file name on Linux). Raises :class:`ImageSkipped`
     (and nothing else) for missing, unreadable, non-regular, empty, truncated, non-image,
@@ -177,4 +194,4 @@ def load_rgb(path: ImagePath) -> Image.Image:
     except OSError as error:
         raise ImageSkipped(name, f"cannot read file: {error.strerror or error}") from None
     with handle:
-        return _decode(handle, name)
+        return _decode(handle, name, crop_box)

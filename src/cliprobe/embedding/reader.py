@@ -118,7 +118,8 @@ def image_contexts(manifest: pd.DataFrame, class_names: Sequence[str]) -> list[I
 
 
 class ManifestImages:
-    """Map-style dataset over manifest rows: load -> manipulate -> preprocess.
+    """Map-style dataset over manifest rows: load (cut to the row's ``query_box`` when it has
+    one) -> manipulate -> preprocess.
 
     Never raises: an unreadable image or one the manipulation declines carries a skip reason,
     so one broken file cannot stop a stage of 50,000 images; a manipulation that raises on a
@@ -137,6 +138,10 @@ class ManifestImages:
     ) -> None:
         self.image_root = str(image_root)
         self.paths = [str(image_root / p) for p in manifest["path"]]
+        # revisited Oxford / Paris: a query is its bounding box, cut before anything else
+        boxes = manifest["query_box"] if "query_box" in manifest else [None] * len(manifest)
+        self.crop_boxes = [json.loads(box) if isinstance(box, str) and box else None
+                           for box in boxes]
         self.image_ids = list(manifest["image_id"])
         self.labels = [str(label) for label in manifest["label"]]
         self.class_names = (tuple(class_names) if class_names is not None
@@ -150,7 +155,7 @@ class ManifestImages:
 
     def __getitem__(self, position: int) -> Item:
         try:
-            image = load_rgb(self.paths[position])
+            image = load_rgb(self.paths[position], self.crop_boxes[position])
         except ImageSkipped as skipped:
             return Item(position, None, skipped.reason)
         context = ImageContext(self.image_ids[position], self.labels[position], self.class_names,

@@ -150,8 +150,8 @@ def revisited_scores(
     Only for datasets whose manifest carries the ground truth (``gnd_easy`` / ``gnd_hard`` /
     ``gnd_junk`` on query rows, as gallery image ids). Queries are the cell's (manipulated)
     embeddings of the query images; the gallery is the clean embeddings of the other images,
-    ranked in full by exact search. The query boxes are not cropped (the whole query image is
-    embedded, as for every other cell); the facts say so.
+    ranked in full by exact search. The query images were cut to their bounding boxes when they
+    were embedded (the reader crops rows with a ``query_box``), as the protocol prescribes.
     """
     if "gnd_easy" not in manifest:
         return {}, {}
@@ -181,5 +181,6 @@ def revisited_scores(
                 f"revisited_mp_{protocol}_at_{kappa}", result.precisions[:, column]
                 if result.precisions is not None else np.array([]))
     facts = {"revisited": {"queries": len(present), "gallery": len(gallery_rows),
-                           "query_boxes": "not applied (whole query image embedded)"}}
+                           "query_boxes": "applied: each query image is cut to its bounding "
+                                          "box before it is manipulated and embedded"}}
     return metrics, facts
