@@ -130,3 +130,61 @@ def test_embed_stage_offline_prints_one_line_and_no_traceback(tmp_path: Path, re
         "model.ViT-B-32.pretrained=/path/to/checkpoint, or run offline with the random-weight "
         "model=smoke (`dvc exp run -S model=smoke` or `make repro OVERRIDES=model=smoke`)"
     ]
+
+
+def _model_folder(smoke_model, folder: Path) -> Path:  # type: ignore[no-untyped-def]
+    """An open_clip model folder (what hf-hub repositories hold): config + weights."""
+    import json
+
+    import open_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(smoke_model.model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    (folder / "open_clip_config.json").write_text(json.dumps({
+        "model_cfg": open_clip.get_model_config("cliprobe-smoke"),
+        "preprocess_cfg": {"mean": list(smoke_model.model.visual.image_mean),
+                           "std": list(smoke_model.model.visual.image_std)}}))
+    return folder
+
+
+def test_local_dir_models_load_their_own_config_and_weights(
+    smoke_model, photo: Image.Image, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    folder = _model_folder(smoke_model, tmp_path / "my-model")
+    loaded = load_model("mine", ModelConfig(arch=f"local-dir:{folder}"), "cpu")
+    np.testing.assert_array_equal(_embed(smoke_model, photo), _embed(loaded, photo))
+    assert loaded.provenance["random_weights"] is False
+    assert loaded.weights.startswith(f"local-dir:{folder}")
+    (folder / "open_clip_pytorch_model.bin").unlink()
+    with pytest.raises(MissingWeightsError, match=r"is not a model folder.*local-dir:/path"):
+        load_model("mine", ModelConfig(arch=f"local-dir:{folder}"), "cpu")
+
+
+def test_hf_hub_models_come_from_the_cache_without_network(
+    smoke_model, photo: Image.Image, tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An hf-hub model already in the Hugging Face cache loads offline, from its snapshot."""
+    repo = tmp_path / "hub" / "models--cliprobe--smoke-clip"
+    _model_folder(smoke_model, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv(model_loader.CACHE_ENV, str(tmp_path / "hub"))
+    monkeypatch.setenv(model_loader.OFFLINE_ENV, "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = load_model("hub", ModelConfig(arch="hf-hub:cliprobe/smoke-clip"), "cpu")
+    np.testing.assert_array_equal(_embed(smoke_model, photo), _embed(loaded, photo))
+    assert "hf-hub:cliprobe/smoke-clip" in loaded.weights and "0123abcd" in loaded.weights
+    started = time.perf_counter()
+    with pytest.raises(MissingWeightsError) as error:
+        load_model("other", ModelConfig(arch="hf-hub:cliprobe/not-cached"), "cpu")
+    assert time.perf_counter() - started < 20
+    message = str(error.value)
+    assert "hf-hub:cliprobe/not-cached" in message and "no network" in message
+    assert "local-dir:" in message and "model=smoke" in message and "\n" not in message
+
+
+def test_schema_names_bring_their_weights() -> None:
+    assert not ModelConfig(arch="hf-hub:org/repo").is_random
+    with pytest.raises(ValueError, match="bring their own weights; set pretrained to null"):
+        ModelConfig(arch="hf-hub:org/repo", pretrained="openai")

@@ -54,7 +54,9 @@ class FeatureConfig(StrictModel):
 class ModelConfig(StrictModel):
     """One CLIP model: an open_clip architecture plus a pretrained tag or checkpoint file."""
 
-    arch: str = Field(description="open_clip architecture name, e.g. ViT-B-32, or cliprobe-smoke")
+    arch: str = Field(description="open_clip model name: an architecture (ViT-B-32, "
+                      "cliprobe-smoke), or a model with its own config and weights, "
+                      "hf-hub:org/repo or local-dir:/path/to/folder")
     pretrained: str | None = Field(
         default=None,
         description="open_clip pretrained tag (openai, laion2b_s34b_b79k, ...), a local "
@@ -84,6 +86,12 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _random_weights_need_a_seed(self) -> ModelConfig:
+        if self.names_its_weights:
+            if self.pretrained is not None:
+                raise ValueError(
+                    f"{self.arch.split(':')[0]}: models bring their own weights; set "
+                    "pretrained to null (open_clip would ignore it)")
+            return self
         if self.pretrained is None and self.random_init_seed is None:
             raise ValueError(
                 "pretrained is null (random weights) but random_init_seed is not set; "
@@ -92,9 +100,15 @@ class ModelConfig(StrictModel):
         return self
 
     @property
+    def names_its_weights(self) -> bool:
+        """True for open_clip's schema names (``hf-hub:org/repo``, ``local-dir:/path``): the
+        config and the weights come from that repository or folder."""
+        return self.arch.startswith(("hf-hub:", "local-dir:"))
+
+    @property
     def is_random(self) -> bool:
         """True when the model has random weights (never a trained CLIP)."""
-        return self.pretrained is None
+        return self.pretrained is None and not self.names_its_weights
 
     @property
     def pretrained_is_file(self) -> bool:

@@ -125,14 +125,109 @@ def _missing_weights_message(name: str, config: ModelConfig, reason: str) -> str
     )
 
 
+#: Weight files open_clip looks for in a model folder (hf-hub repository or local-dir).
+WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+CONFIG_FILE = "open_clip_config.json"
+
+
+def _schema_message(name: str, config: ModelConfig, reason: str) -> str:
+    return (
+        f"model '{name}' ({config.arch}) {reason}: download it once on a machine with network "
+        f"(python -c \"import open_clip; open_clip.create_model_and_transforms("
+        f"'{config.arch}')\") and copy the cache ({_cache_location()}) here (or point "
+        f"${CACHE_ENV} at it), or set model.{name}.arch=local-dir:/path/to/a/folder holding "
+        f"{CONFIG_FILE} and the weights, or run offline with model=smoke"
+    )
+
+
+def _local_model_folder(folder: Path) -> bool:
+    return (folder / CONFIG_FILE).is_file() and any((folder / w).is_file() for w in WEIGHT_FILES)
+
+
+def _cached_hub_folder(repo_id: str) -> Path | None:
+    """The cached snapshot folder of an hf-hub model (config + weights), without network."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        config_file = hf_hub_download(repo_id=repo_id, filename=CONFIG_FILE,
+                                      cache_dir=cache_dir(), local_files_only=True)
+    except Exception:
+        return None
+    folder = Path(config_file).parent
+    for weights in WEIGHT_FILES:
+        try:
+            hf_hub_download(repo_id=repo_id, filename=weights, cache_dir=cache_dir(),
+                            local_files_only=True)
+            return folder
+        except Exception:
+            continue
+    return None
+
+
+def resolve_model_name(name: str, config: ModelConfig) -> str:
+    """The open_clip model name to build ``config`` from.
+
+    An architecture name is returned as it is. ``local-dir:/path`` must hold open_clip's
+    config and weights; ``hf-hub:org/repo`` is taken from the cache (downloaded first when the
+    network allows) and built as ``local-dir:<cached snapshot>``, so a cached model never
+    touches the network. Raises :class:`MissingWeightsError` in one sentence otherwise.
+    """
+    if not config.names_its_weights:
+        return config.arch
+    schema, identifier = config.arch.split(":", 1)
+    if not identifier:
+        raise ConfigError(f"invalid configuration at model.{name}.arch: {schema}: needs a "
+                          f"{'repository id' if schema == 'hf-hub' else 'folder'} after it")
+    if schema == "local-dir":
+        folder = Path(identifier).expanduser()
+        if not _local_model_folder(folder):
+            raise MissingWeightsError(
+                f"model '{name}': {folder} is not a model folder (it needs {CONFIG_FILE} and "
+                f"{' or '.join(WEIGHT_FILES)}); fix model.{name}.arch=local-dir:/path")
+        return f"local-dir:{folder}"
+    cached = _cached_hub_folder(identifier)
+    if cached is not None:
+        return f"local-dir:{cached}"
+    if not _network_reachable():
+        raise MissingWeightsError(_schema_message(
+            name, config, f"is not in the cache {_cache_location()} and cannot be downloaded "
+                          "(no network)"))
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hf_hub_download(repo_id=identifier, filename=CONFIG_FILE, cache_dir=cache_dir())
+        last: Exception | None = None
+        for weights in WEIGHT_FILES:
+            try:
+                hf_hub_download(repo_id=identifier, filename=weights, cache_dir=cache_dir())
+                break
+            except Exception as error:  # the repository may hold only one of the two
+                last = error
+        else:
+            raise last or RuntimeError("no weights file")
+    except Exception as error:
+        raise MissingWeightsError(_schema_message(
+            name, config, f"could not be downloaded ({type(error).__name__}: "
+                          f"{' '.join(str(error).split())[:160]})")) from None
+    cached = _cached_hub_folder(identifier)
+    if cached is None:  # pragma: no cover - just downloaded
+        raise MissingWeightsError(_schema_message(name, config, "is missing after download"))
+    return f"local-dir:{cached}"
+
+
 def resolve_checkpoint(name: str, config: ModelConfig) -> tuple[str | None, dict[str, Any]]:
     """The checkpoint file for ``config`` and the pretrained tag's config ({} for files).
 
-    Raises :class:`ConfigError` for unknown architectures or tags and
-    :class:`MissingWeightsError` when the weights are neither cached nor downloadable.
+    Models named ``hf-hub:`` / ``local-dir:`` carry their weights: they are checked (and
+    fetched) by :func:`resolve_model_name`, and give ``(None, {})``. Raises
+    :class:`ConfigError` for unknown architectures or tags and :class:`MissingWeightsError`
+    when the weights are neither cached nor downloadable.
     """
     import open_clip
 
+    if config.names_its_weights:
+        resolve_model_name(name, config)
+        return None, {}
     _register_own_configs()
     if config.arch not in open_clip.list_models():
         raise ConfigError(
@@ -182,6 +277,7 @@ def load_model(name: str, config: ModelConfig, device: str = "auto") -> LoadedMo
     import torch
 
     checkpoint, tag_cfg = resolve_checkpoint(name, config)
+    model_name = resolve_model_name(name, config)
     quick_gelu = (
         config.force_quick_gelu
         if config.force_quick_gelu is not None
@@ -198,7 +294,7 @@ def load_model(name: str, config: ModelConfig, device: str = "auto") -> LoadedMo
     if config.is_random:
         torch.manual_seed(int(config.random_init_seed or 0))
     model, _, preprocess = open_clip.create_model_and_transforms(
-        config.arch,
+        model_name,
         pretrained=checkpoint,
         precision=config.precision,
         device=target_device,
@@ -207,13 +303,14 @@ def load_model(name: str, config: ModelConfig, device: str = "auto") -> LoadedMo
         **preprocess_kwargs,
     )
     model.eval()
-    tokenizer = open_clip.get_tokenizer(config.arch)
-    embed_dim = int(open_clip.get_model_config(config.arch)["embed_dim"])
-    weights = (
-        f"{RANDOM_WEIGHTS_LABEL}, seed {config.random_init_seed}"
-        if config.is_random
-        else f"pretrained {config.pretrained}"
-    )
+    tokenizer = open_clip.get_tokenizer(model_name)
+    embed_dim = int(open_clip.get_model_config(model_name)["embed_dim"])
+    if config.is_random:
+        weights = f"{RANDOM_WEIGHTS_LABEL}, seed {config.random_init_seed}"
+    elif config.names_its_weights:
+        weights = f"{config.arch} (from {model_name.removeprefix('local-dir:')})"
+    else:
+        weights = f"pretrained {config.pretrained}"
     provenance = {
         "model": name,
         "arch": config.arch,
