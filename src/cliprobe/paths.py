@@ -13,6 +13,8 @@ DIGEST_CACHE = DATA / "cache" / "content"
 #: the scan stage's listings of each dataset's local inputs
 INPUTS = DATA / "inputs"
 CLEAN = "original"
+#: The embeddings (and manifest) of a dataset's official train split, for the literature probe.
+TRAIN_SPLIT = "train_split"
 
 
 def input_listing_path(dataset: str) -> Path:
@@ -38,6 +40,11 @@ def captions_path(dataset: str) -> Path:
 def caption_embeddings_path(model: str, dataset: str) -> Path:
     """Text embeddings of a dataset's captions under a model (computed once)."""
     return DATA / "captions" / model / f"{dataset}.parquet"
+
+
+def train_manifest_path(dataset: str) -> Path:
+    """The manifest of the dataset's official train (+ validation) split; empty without one."""
+    return DATA / "manifests" / f"{dataset}.{TRAIN_SPLIT}.parquet"
 
 
 def embeddings_path(model: str, dataset: str, manipulation: str) -> Path:

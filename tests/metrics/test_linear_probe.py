@@ -79,3 +79,50 @@ def test_too_few_images_per_class_is_a_data_error() -> None:
     with pytest.raises(DataError, match="2 training images per class"):
         fit_linear_probe(np.eye(6, dtype=np.float32), np.array(["a", "a", "a", "b", "b", "b"]),
                          test_fraction=0.5)
+
+
+# --- the literature protocol -------------------------------------------------------------------
+
+
+def _blobs(n_per_class: int, seed: int, spread: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = np.eye(4, 8) * 2.0
+    features = np.concatenate([c + spread * rng.normal(size=(n_per_class, 8)) for c in centres])
+    labels = np.repeat([f"c{k}" for k in range(4)], n_per_class)
+    return features, labels
+
+
+def test_literature_probe_searches_lambda_like_the_clip_paper() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from cliprobe.metrics.linear_probe import fit_literature_probe
+
+    train, validation = _blobs(30, 0), _blobs(15, 1)
+    result = fit_literature_probe(*train, *validation)
+    tried_log_lambda = sorted(round(-np.log10(c), 6) for c in result.validation_accuracy)
+    # the 7 starting points, 10^-6 ... 10^6, are all tried
+    assert {-6.0, -4.0, -2.0, 0.0, 2.0, 4.0, 6.0} <= set(tried_log_lambda)
+    # the search halves around the best down to 8 steps per decade: 7 + 2 per halving (4)
+    assert len(tried_log_lambda) <= 7 + 2 * 4
+    chosen = -np.log10(result.C)
+    assert abs(chosen * 8 - round(chosen * 8)) < 1e-6
+    best = max(result.validation_accuracy.values())
+    assert result.validation_accuracy[min(result.validation_accuracy,
+                                          key=lambda c: abs(c - result.C))] == best
+    # refitted on train + validation with the chosen C
+    refit = LogisticRegression(C=result.C, max_iter=1000).fit(
+        np.concatenate([train[0], validation[0]]), np.concatenate([train[1], validation[1]]))
+    np.testing.assert_allclose(result.model.coef_, refit.coef_)
+    assert (result.n_train, result.n_validation) == (120, 60)
+    again = fit_literature_probe(*train, *validation)
+    assert again.C == result.C  # deterministic
+
+
+def test_validation_split_is_seeded_and_stratified() -> None:
+    from cliprobe.metrics.linear_probe import validation_split
+
+    labels = [*np.repeat(["a", "b", "c"], 10).tolist(), "lonely"]
+    train, held_out = validation_split(labels, 0.2, seed=3)
+    assert len(held_out) == 6 and 30 in train  # two per class; the single image stays
+    assert sorted(np.asarray(labels)[held_out]) == ["a", "a", "b", "b", "c", "c"]
+    np.testing.assert_array_equal(validation_split(labels, 0.2, seed=3)[1], held_out)

@@ -506,6 +506,20 @@ class SubsampleConfig(StrictModel):
     seed: int = 0
 
 
+class ProbeTrainConfig(StrictModel):
+    """The literature linear probe's data: the dataset's official train split (and validation
+    split where one is published), fetched and embedded beside the evaluated split."""
+
+    split: str = Field(min_length=1, description="the official train split (train, trainval)")
+    val_split: str | None = Field(default=None, description="the official validation split "
+                                  "(Flowers-102, DTD: val); null = hold out val_fraction of "
+                                  "the train split, as the CLIP paper does")
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    per_class: int | None = Field(default=None, gt=0, description="at most this many train "
+                                  "(and validation) images per class, seeded; null = all")
+    seed: int = 0
+
+
 class DatasetConfig(StrictModel):
     """One dataset: where its images come from, how it is subsampled, and what it is."""
 
@@ -518,6 +532,10 @@ class DatasetConfig(StrictModel):
     label_map: dict[str, str] = Field(
         default_factory=dict, description="rename classes after fetching (sad -> sadness)",
     )
+    probe_train: ProbeTrainConfig | None = Field(
+        default=None, description="the literature linear probe: train on the official train "
+        "split, choose C on a validation split, test on the evaluated split; null = the "
+        "dataset has no official train split (only seed 002's within-split probe runs)")
     license: str | None = Field(default=None, description="license note, kept in the manifest")
     version: str | None = Field(default=None, description="dataset version, kept in the manifest")
     prompts: str | None = Field(
@@ -533,6 +551,21 @@ class DatasetConfig(StrictModel):
         content, so a photo added, replaced or deleted there re-runs this dataset's cells."""
         return {f"source.{name}": value for name in self.source.LOCAL_INPUTS
                 if (value := getattr(self.source, name)) is not None}
+
+    @model_validator(mode="after")
+    def _probe_train_has_an_official_split(self) -> DatasetConfig:
+        if self.probe_train is None:
+            return self
+        if not isinstance(self.source, TorchvisionSource):
+            raise ValueError("probe_train needs a source with official splits (the torchvision "
+                             "datasets); this source has none: set probe_train to null")
+        allowed = TORCHVISION_SPLITS[self.source.name]
+        for split in (self.probe_train.split, self.probe_train.val_split):
+            if split is not None and (split not in allowed or split == self.source.split):
+                raise ValueError(f"probe_train split {split!r} must be another official split "
+                                 f"of {self.source.name} than the evaluated {self.source.split!r}"
+                                 f" (one of {list(allowed)})")
+        return self
 
     @field_validator("prompts")
     @classmethod
@@ -770,6 +803,9 @@ class Params(StrictModel):
     @field_validator("manipulation")
     @classmethod
     def _original_is_implicit(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "train_split" in value:
+            raise ValueError("'train_split' names the embeddings of a dataset's official train "
+                             "split; give the manipulation another name")
         if "original" in value:
             raise ValueError(
                 "'original' is the clean baseline, computed by the embed stage for every model "

@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cliprobe.io.atomic import atomic_path
+
 METADATA_KEY = b"cliprobe"
 #: Kinds of skipped image: not a readable, valid image (``load_rgb`` refused it) ...
 UNREADABLE = "unreadable"
@@ -77,6 +79,14 @@ def to_table(
         ],
         schema=embedding_schema(column.type.list_size, metadata),
     )
+
+
+def write_empty_embeddings(path: Path, dim: int, metadata: dict[str, Any]) -> None:
+    """An embedding file with no rows (``n_images`` 0), its metadata saying why."""
+    meta = {**metadata, "n_images": 0, "n_skipped": 0, "skipped": []}
+    table = to_table([], [], [], np.zeros((0, dim), dtype=np.float32), meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 @dataclass

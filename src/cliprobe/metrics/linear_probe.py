@@ -133,3 +133,104 @@ def evaluate_probe(
         return ProbeEvaluation(float("nan"), np.asarray([], dtype=model.classes_.dtype))
     predictions = model.predict(features)
     return ProbeEvaluation(float(np.mean(predictions == targets)), predictions)
+
+
+# --- the literature protocol (CLIP paper, appendix A.3) -----------------------------------------
+
+#: Where the CLIP paper's search over the L2 penalty λ (= 1 / C) starts: 10^-6, 10^-4, ..., 10^6.
+LITERATURE_START = tuple(float(e) for e in range(-6, 7, 2))
+#: ... and its resolution: 8 steps per decade of λ.
+LITERATURE_STEP = 1.0 / 8.0
+
+
+@dataclass(frozen=True)
+class LiteratureProbe:
+    """A probe fitted by the literature protocol, refitted on train + validation."""
+
+    model: LogisticRegression
+    #: the chosen C (= 1 / λ)
+    C: float
+    #: validation accuracy of every C tried (C -> accuracy), in the order tried
+    validation_accuracy: dict[float, float]
+    n_train: int
+    n_validation: int
+
+
+def _validation_accuracy(log_lambda: float, train: tuple[np.ndarray, np.ndarray],
+                         validation: tuple[np.ndarray, np.ndarray], max_iter: int) -> float:
+    model = LogisticRegression(C=10.0 ** -log_lambda, max_iter=max_iter)
+    model.fit(*train)
+    return float(model.score(*validation))
+
+
+def fit_literature_probe(
+    train_embeddings: np.ndarray,
+    train_labels: Sequence[str] | np.ndarray,
+    validation_embeddings: np.ndarray,
+    validation_labels: Sequence[str] | np.ndarray,
+    *,
+    max_iter: int = 1000,
+) -> LiteratureProbe:
+    """The CLIP paper's linear probe: scikit-learn's L-BFGS logistic regression (1,000
+    iterations at most), its L2 penalty λ chosen on the validation split by a parametric binary
+    search that starts at λ = 10^-6, 10^-4, ..., 10^6 and halves the interval around the best λ
+    until it reaches 8 steps per decade; then refitted on train + validation with that λ.
+
+    Among λ with equal validation accuracy the larger one (the stronger penalty) wins, so
+    equal inputs always give the same probe.
+    """
+    train = (np.asarray(train_embeddings, dtype=np.float64), np.asarray(train_labels))
+    validation = (np.asarray(validation_embeddings, dtype=np.float64),
+                  np.asarray(validation_labels))
+    if len(np.unique(train[1])) < 2:
+        raise DataError("the linear probe needs at least two classes in its train split")
+    if len(validation[1]) == 0:
+        raise DataError("the linear probe needs a non-empty validation split")
+    tried: dict[float, float] = {}
+
+    def score(log_lambda: float) -> float:
+        key = round(log_lambda, 6)
+        if key not in tried:
+            tried[key] = _validation_accuracy(key, train, validation, max_iter)
+        return tried[key]
+
+    def best(candidates: Sequence[float]) -> float:
+        # the largest accuracy; among equals the largest λ (the simplest model)
+        return max(candidates, key=lambda x: (score(x), x))
+
+    centre = best(LITERATURE_START)
+    step = 2.0
+    while step > LITERATURE_STEP:
+        step /= 2.0
+        centre = best([centre - step, centre, centre + step])
+    chosen_c = 10.0 ** -round(centre, 6)
+    model = LogisticRegression(C=chosen_c, max_iter=max_iter)
+    model.fit(np.concatenate([train[0], validation[0]]),
+              np.concatenate([train[1], validation[1]]))
+    return LiteratureProbe(
+        model=model, C=chosen_c,
+        validation_accuracy={10.0 ** -k: v for k, v in tried.items()},
+        n_train=len(train[1]), n_validation=len(validation[1]))
+
+
+def validation_split(
+    labels: Sequence[str] | np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows) of a seeded stratified split of ``labels``: the
+    validation split of datasets that publish none (CLIP paper: "we split the training
+    dataset"). Classes with a single image stay in train."""
+    targets = np.asarray(labels)
+    positions = np.arange(len(targets))
+    classes, counts = np.unique(targets, return_counts=True)
+    single = np.isin(targets, classes[counts < 2])
+    if (~single).sum() < 2:
+        raise DataError("the train split is too small to hold out a validation split")
+    try:
+        train_rows, validation_rows = train_test_split(
+            positions[~single], test_size=fraction, random_state=seed,
+            stratify=targets[~single])
+    except ValueError as error:
+        raise DataError(f"cannot hold out a stratified validation split of {fraction:g} from "
+                        f"{len(targets)} train images of {len(classes)} classes ({error})"
+                        ) from None
+    return np.sort(np.concatenate([train_rows, positions[single]])), np.sort(validation_rows)

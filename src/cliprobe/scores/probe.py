@@ -1,5 +1,11 @@
-"""Seed 002's linear probe as cell scores: fitted once on the clean gallery (the original
-cell), then evaluated on every manipulation's embeddings of the held-out images.
+"""Linear probes as cell scores, fitted once in the original cell and evaluated on every
+manipulation's embeddings:
+
+- seed 002's within-split probe (``probe_accuracy``): fitted on part of the clean gallery,
+  evaluated on the held-out images;
+- the literature protocol (``probe_official_accuracy``, CLIP paper appendix A.3): fitted on the
+  dataset's official train split with C chosen on a validation split, evaluated on every image
+  of the evaluated (test) split; skipped, with the reason, for datasets without a train split.
 
 The fitted probe is stored as plain arrays (``probe.npz``: coef, intercept, classes, test
 image ids), never pickled.
@@ -12,10 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from cliprobe.config.schema import ProbeTrainConfig
 from cliprobe.errors import DataError
 from cliprobe.io.atomic import atomic_path
 from cliprobe.io.embeddings import EmbeddingTable
-from cliprobe.metrics.linear_probe import fit_linear_probe
+from cliprobe.metrics.linear_probe import (
+    fit_linear_probe,
+    fit_literature_probe,
+    validation_split,
+)
 from cliprobe.scores.estimates import Estimator
 
 PROBE_FILE = "probe.npz"
@@ -76,3 +87,74 @@ def evaluate_saved(
         return None
     correct = (predict(probe, queries.vectors[rows]) == queries.labels[rows].astype(str))
     return estimate("probe_accuracy", correct.astype(np.float64))
+
+
+# --- the literature protocol: official train split -> C on validation -> test split ------------
+
+OFFICIAL_PROBE_FILE = "probe_official.npz"
+OFFICIAL_PROTOCOL = ("CLIP paper (appendix A.3): L-BFGS logistic regression on the official "
+                     "train split, L2 penalty chosen on the validation split by a parametric "
+                     "binary search (10^-6..10^6, 8 steps per decade), refitted on train + "
+                     "validation, tested on the evaluated (official test) split")
+
+
+def _skip(output: Path, reason: str) -> dict[str, Any]:
+    # an (empty) probe file still exists, so the manipulated cells' dependency is met
+    with atomic_path(output) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, skipped=np.asarray(reason))
+    return {"skipped": reason}
+
+
+def fit_official_and_save(
+    train: EmbeddingTable, train_splits: dict[str, str], test: EmbeddingTable,
+    settings: ProbeTrainConfig | None, output: Path, estimate: Estimator,
+) -> dict[str, Any]:
+    """Fit the literature probe on the official train split, save it, score the test split.
+
+    ``train_splits`` maps each train image id to ``train`` or ``val`` (the official validation
+    split, when the dataset has one; else a seeded stratified ``val_fraction`` of the train
+    split is held out). Returns the record of what was done, or why it was skipped.
+    """
+    if settings is None or len(train) == 0:
+        reason = (train.metadata.get("probe_train") if isinstance(
+            train.metadata.get("probe_train"), str) else None) or (
+            "no official train split configured (dataset.<name>.probe_train is null)")
+        return _skip(output, reason)
+    labels = train.labels.astype(str)
+    roles = np.array([train_splits.get(str(i), "train") for i in train.image_ids])
+    try:
+        if (roles == "val").any():
+            fit_rows, val_rows = np.flatnonzero(roles == "train"), np.flatnonzero(roles == "val")
+            validation = "the official validation split"
+        else:
+            fit_rows, val_rows = validation_split(labels, settings.val_fraction, settings.seed)
+            validation = f"a seeded stratified {settings.val_fraction:g} of the train split"
+        result = fit_literature_probe(train.vectors[fit_rows], labels[fit_rows],
+                                      train.vectors[val_rows], labels[val_rows])
+    except DataError as error:
+        return _skip(output, str(error))
+    model = result.model
+    with atomic_path(output) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, coef=model.coef_, intercept=model.intercept_,
+                 classes=np.asarray(model.classes_, dtype=str), C=np.asarray(result.C))
+    correct = (model.predict(test.vectors.astype(np.float64)) == test.labels.astype(str))
+    return {"protocol": OFFICIAL_PROTOCOL, "C": result.C, "validation": validation,
+            "n_train": result.n_train, "n_validation": result.n_validation,
+            "validation_accuracy": {f"{c:.6g}": a for c, a in
+                                    result.validation_accuracy.items()},
+            "test": estimate("probe_official_accuracy", correct.astype(np.float64))}
+
+
+def evaluate_official(
+    probe_file: Path, queries: EmbeddingTable, estimate: Estimator
+) -> dict[str, Any] | None:
+    """Accuracy of the stored literature probe on every query (none of them was trained on);
+    None when there is no probe."""
+    if not probe_file.is_file():
+        return None
+    with np.load(probe_file, allow_pickle=False) as stored:
+        probe = {key: stored[key] for key in stored.files}
+    if "coef" not in probe or len(queries) == 0:
+        return None
+    correct = predict(probe, queries.vectors) == queries.labels.astype(str)
+    return estimate("probe_official_accuracy", correct.astype(np.float64))

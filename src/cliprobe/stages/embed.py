@@ -1,7 +1,9 @@
 """Stages embed@<model>-<dataset> and manipulate@<model>-<dataset>-<manipulation>.
 
 ``--manipulation original`` embeds the clean images (the gallery every cell of the dataset
-uses, computed once); any other name applies that manipulation first.
+uses, computed once) and the dataset's official train split (``train_split.parquet``, for the
+literature linear probe; an empty table saying why when the dataset has none); any other name
+applies that manipulation first.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import logging
 import sys
 from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from cliprobe import paths
 from cliprobe.config.loading import manipulation_params
@@ -18,6 +24,7 @@ from cliprobe.embedding.reader import manipulation_step
 from cliprobe.embedding.runner import default_workers, embed_manifest
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import remove_stale_temporaries
+from cliprobe.io.embeddings import write_empty_embeddings
 from cliprobe.manipulations import get as get_manipulation
 from cliprobe.models import load_model
 from cliprobe.provenance import package_versions
@@ -73,45 +80,61 @@ def main(argv: list[str] | None = None) -> None:
                                 loaded.config.features, loaded.config.feature_params)
     dim = (loaded.embed_dim if loaded.config.features == "global"
            else output_dim(encode, loaded.preprocess))
-    common = dict(
-        image_root=paths.raw_dir(args.dataset),
-        transform=manipulation_step(manipulation, manip_params, args.manipulation, params.seed),
-        preprocess=loaded.preprocess,
-        embed_dim=dim,
-        output=output,
-        partial_root=paths.PARTIAL,
-        metadata=metadata,
-        batch_size=params.embed.batch_size,
-        chunk_size=params.embed.chunk_size,
-        description=f"{args.model}/{args.dataset}/{args.manipulation}",
-        class_names=class_names,
-    )
-    if params.embed.backend == "ray":
-        # Same chunks, same file: the Ray backend only changes where the work runs.
-        from cliprobe.embedding.ray_backend import embed_manifest_ray, encoder_from_model
-
-        report = embed_manifest_ray(
-            manifest,
-            encode=encoder_from_model(partial(load_model, args.model, params.model[args.model],
-                                              params.embed.device)),
-            address=params.embed.ray_address,
-            num_actors=params.embed.ray_num_actors,
-            **common,
+    def run(rows: pd.DataFrame, out: Path, meta: dict[str, Any], name: str) -> None:
+        common = dict(
+            image_root=paths.raw_dir(args.dataset),
+            transform=manipulation_step(manipulation, manip_params, args.manipulation,
+                                        params.seed),
+            preprocess=loaded.preprocess,
+            embed_dim=dim,
+            output=out,
+            partial_root=paths.PARTIAL,
+            metadata=meta,
+            batch_size=params.embed.batch_size,
+            chunk_size=params.embed.chunk_size,
+            description=f"{args.model}/{args.dataset}/{name}",
+            class_names=class_names,
         )
-    else:
-        report = embed_manifest(manifest, encode=encode, num_workers=num_workers,
-                                pin_memory=loaded.device == "cuda", **common)
-    where = ("ray" if params.embed.backend == "ray"
-             else f"local, {num_workers} decode workers")
-    for entry in report.skipped:
-        log.warning("skipped %s: %s", entry["image_id"], entry["reason"])
-    print(
-        f"embed {args.model}/{args.dataset}/{args.manipulation} ({loaded.weights}): "
-        f"{report.n_images} images, {report.n_skipped} skipped, {report.seconds:.1f} s "
-        f"({report.images_per_second:.1f} img/s, {where}, {loaded.device}) "
-        f"-> {output}",
-        file=sys.stderr,
-    )
+        if params.embed.backend == "ray":
+            # Same chunks, same file: the Ray backend only changes where the work runs.
+            from cliprobe.embedding.ray_backend import embed_manifest_ray, encoder_from_model
+
+            report = embed_manifest_ray(
+                rows,
+                encode=encoder_from_model(partial(load_model, args.model,
+                                                  params.model[args.model],
+                                                  params.embed.device)),
+                address=params.embed.ray_address,
+                num_actors=params.embed.ray_num_actors,
+                **common,
+            )
+        else:
+            report = embed_manifest(rows, encode=encode, num_workers=num_workers,
+                                    pin_memory=loaded.device == "cuda", **common)
+        where = ("ray" if params.embed.backend == "ray"
+                 else f"local, {num_workers} decode workers")
+        for entry in report.skipped:
+            log.warning("skipped %s: %s", entry["image_id"], entry["reason"])
+        print(
+            f"embed {args.model}/{args.dataset}/{name} ({loaded.weights}): "
+            f"{report.n_images} images, {report.n_skipped} skipped, {report.seconds:.1f} s "
+            f"({report.images_per_second:.1f} img/s, {where}, {loaded.device}) "
+            f"-> {out}",
+            file=sys.stderr,
+        )
+
+    run(manifest, output, metadata, args.manipulation)
+    if args.manipulation == paths.CLEAN:
+        # the official train split, for the literature linear probe (its own DVC output)
+        train_out = paths.embeddings_path(args.model, args.dataset, paths.TRAIN_SPLIT)
+        remove_stale_temporaries(train_out.parent)
+        train_rows, train_info = read_manifest(paths.train_manifest_path(args.dataset))
+        train_meta = {**metadata, "manipulation": paths.TRAIN_SPLIT,
+                      "probe_train": train_info.get("probe_train")}
+        if train_rows.empty:
+            write_empty_embeddings(train_out, dim, train_meta)
+        else:
+            run(train_rows, train_out, train_meta, paths.TRAIN_SPLIT)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ clean gallery for the original cell). On a caption dataset, also image <-> text 
 cell's images against the dataset's clean captions. Where a manipulation wrote a word, the
 word search: does "a photo of a {word}" now score the image above its clean self? Every metric
 gets a bootstrap interval. Writes into the cell folder: metrics.json, per_image.parquet,
-neighbours.parquet, probabilities.parquet and (original cell) probe.npz.
+neighbours.parquet, probabilities.parquet and (original cell) probe.npz and probe_official.npz
+(the literature probe, fitted on the dataset's official train split).
 """
 
 from __future__ import annotations
@@ -183,6 +184,24 @@ def main(argv: list[str] | None = None) -> None:
         probe_info = {"evaluated_on": "held-out images of the original cell's split"}
         if evaluated is not None:
             metrics["probe_accuracy"] = evaluated
+    official_file = out / probe.OFFICIAL_PROBE_FILE
+    if is_original:
+        train_manifest, _ = read_manifest(paths.train_manifest_path(args.dataset))
+        official_info: dict[str, Any] = probe.fit_official_and_save(
+            read_embeddings(paths.embeddings_path(args.model, args.dataset, paths.TRAIN_SPLIT)),
+            dict(zip(train_manifest["image_id"].astype(str),
+                     train_manifest["split"].astype(str), strict=True)),
+            gallery, params.dataset[args.dataset].probe_train, official_file, estimate)
+        if "test" in official_info:
+            metrics["probe_official_accuracy"] = official_info["test"]
+    else:
+        official = probe.evaluate_official(
+            paths.cell_dir(args.model, args.dataset, paths.CLEAN) / probe.OFFICIAL_PROBE_FILE,
+            queries, estimate)
+        official_info = {"evaluated_on": "every image of the evaluated split (the probe was "
+                                         "trained on the official train split)"}
+        if official is not None:
+            metrics["probe_official_accuracy"] = official
 
     if is_original and not probe_file.is_file():  # the manipulated cells depend on it
         probe.save_skipped(probe_file, probe_info["skipped"])
@@ -198,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         "zeroshot": zeroshot_info,
         **({"captions": captions_info} if captions_info else {}),
         "probe": probe_info,
+        "probe_official": official_info,
         "metrics": metrics,
         "by_condition": by_condition,
         "per_class_seed001_accuracy": rm.class_means(

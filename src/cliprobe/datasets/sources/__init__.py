@@ -55,6 +55,7 @@ __all__ = [
     "fetch_url_list",
     "load_typographic_manifest",
     "materialise",
+    "materialise_train_split",
     "sha256_file",
     "typographic_row",
 ]
@@ -72,6 +73,41 @@ SOURCES: dict[str, Callable[..., SourceResult]] = {
     "captions": fetch_captions,
     "captions_folder": fetch_captions_folder,
 }
+
+
+#: Why a dataset has no train-split manifest rows (written into the empty manifest's info).
+NO_TRAIN_SPLIT = ("no official train split configured (dataset.<name>.probe_train is null): "
+                  "the literature linear probe is skipped")
+
+
+def materialise_train_split(config: DatasetConfig, dataset: str,
+                            target: Path) -> SourceResult:
+    """The official train split (``split`` = ``train``) and validation split (``val``, when
+    the dataset publishes one) of ``config.probe_train``, written under ``target`` beside the
+    evaluated split's images; no rows (and the reason) without ``probe_train``."""
+    from cliprobe.config.schema import SubsampleConfig
+    from cliprobe.datasets.subsample import subsample
+
+    settings = config.probe_train
+    if settings is None:
+        return pd.DataFrame(columns=["image_id", "path", "label"]), {"probe_train": NO_TRAIN_SPLIT}
+    parts, splits = [], {}
+    for role, split in (("train", settings.split), ("val", settings.val_split)):
+        if split is None:
+            continue
+        source = config.source.model_copy(update={"split": split})
+        rows, _ = materialise(config.model_copy(update={"source": source, "probe_train": None}),
+                              dataset, target)
+        if settings.per_class is not None:
+            rows = subsample(rows, SubsampleConfig(per_class=settings.per_class,
+                                                   seed=settings.seed))
+        parts.append(rows.assign(split=role))
+        splits[role] = {"split": split, "images": len(rows)}
+    rows = pd.concat(parts, ignore_index=True)
+    validation = (f"the official {settings.val_split} split" if settings.val_split else
+                  f"a seeded stratified {settings.val_fraction:g} of the train split")
+    return rows, {"probe_train": {"splits": splits, "validation": validation,
+                                  "per_class": settings.per_class}}
 
 
 def attach_extras(config: DatasetConfig, dataset: str, rows: pd.DataFrame,
