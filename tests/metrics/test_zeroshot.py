@@ -191,3 +191,19 @@ def test_encode_text_fn_is_normalised_and_batch_size_invariant(smoke_model) -> N
     assert encode_text_fn(smoke_model)([]).shape == (0, smoke_model.embed_dim)
     weights = build_classifier(["cat", "dog"], ["a photo of a {}."], encode_text_fn(smoke_model))
     np.testing.assert_allclose(weights[:, 0], small[0], atol=1e-5)
+
+
+def test_two_way_word_probability() -> None:
+    from cliprobe.metrics.zeroshot import two_way_word_probability
+
+    scores = np.array([[2.0, 0.0, 2.0 + math.log(3.0)], [1.0, 5.0, 0.0], [0.0, 0.0, 0.0]])
+    out = two_way_word_probability(scores, np.array([0, 1, 2]), np.array([2, -1, 2]))
+    assert out[0] == pytest.approx(0.75)  # e^(l+log 3) / (e^l + e^(l+log 3)) = 3/4
+    assert np.isnan(out[1]) and np.isnan(out[2])  # word not a class; word = true class
+
+
+def test_logits_use_the_given_scale_and_bias() -> None:
+    from cliprobe.metrics.zeroshot import logits
+
+    out = logits(np.array([[3.0, 4.0]]), np.eye(2, dtype=np.float32), 10.0, bias=-1.0)
+    np.testing.assert_allclose(out, [[5.0, 7.0]], rtol=1e-6)

@@ -133,7 +133,9 @@ def test_images_without_a_class_get_attack_metrics_but_no_accuracy() -> None:
     queries = _table(vectors, ["", "", ""], [{"word_label": "ipod"}, {"word_label": "dog"}, {}])
     metrics, per_image, _, _ = zeroshot_scores(queries, np.arange(3), classifier,
                                                pd.DataFrame({"image_id": []}), _estimator())
-    assert set(metrics) == {"attack_success_rate", "word_probability"}
+    # no true class: seed 000's two-way object-vs-word probability is undefined, only the
+    # word's share over all classes remains
+    assert set(metrics) == {"attack_success_rate", "word_probability_all_classes"}
     assert metrics["attack_success_rate"]["value"] == pytest.approx(0.5)  # ipod yes, dog no
     assert per_image["zeroshot_correct"].isna().all() and per_image["p_true"].isna().all()
 
@@ -159,3 +161,30 @@ def test_word_search_compares_the_attacked_image_with_its_clean_self() -> None:
     # a classifier file without word queries (older runs): nothing is claimed
     old = Classifier(CLASSES, np.eye(3, dtype=np.float32), {})
     assert word_search_scores(queries, np.arange(4), clean, old, _estimator())[0] == {}
+
+
+def test_probabilities_use_the_models_logit_scale_and_word_probability_is_two_way() -> None:
+    """Logit scale 2 (recorded with the classifier); an apple photo with 'ipod' written on it,
+    cosines apple 0.6, dog 0, ipod 0.8 -> logits 1.2, 0, 1.6.
+
+    all classes: p(ipod) = e^1.6 / (e^1.2 + e^0 + e^1.6) = 4.953032 / 9.273149 = 0.534126
+    two-way (seed 000, apple vs ipod): e^1.6 / (e^1.2 + e^1.6) = 4.953032 / 8.273149 = 0.598688
+    At the old fixed scale 100 both would be 1.0000.
+    """
+    classifier = Classifier(CLASSES, np.eye(3, dtype=np.float32),
+                            {"logit_scale": 2.0, "logit_bias": None})
+    queries = _table(np.array([[0.6, 0.0, 0.8]]), ["apple"], [{"word_label": "ipod"}])
+    metrics, per_image, probabilities, _ = zeroshot_scores(
+        queries, np.arange(1), classifier, pd.DataFrame({"image_id": []}), _estimator())
+    np.testing.assert_allclose(probabilities[0], [3.320117 / 9.273149, 1 / 9.273149,
+                                                  4.953032 / 9.273149], rtol=1e-5)
+    assert metrics["word_probability_all_classes"]["value"] == pytest.approx(0.534126, abs=1e-6)
+    assert metrics["word_probability"]["value"] == pytest.approx(0.598688, abs=1e-6)
+    assert per_image["p_word"][0] == pytest.approx(0.598688, abs=1e-6)
+    assert metrics["attack_success_rate"]["value"] == 1.0  # accuracy: unchanged by the scale
+    # a SigLIP-style bias shifts every logit alike: softmax probabilities do not move
+    biased = Classifier(CLASSES, np.eye(3, dtype=np.float32),
+                        {"logit_scale": 2.0, "logit_bias": -10.0})
+    _, _, shifted, _ = zeroshot_scores(queries, np.arange(1), biased,
+                                       pd.DataFrame({"image_id": []}), _estimator())
+    np.testing.assert_allclose(shifted, probabilities, rtol=1e-5)

@@ -103,7 +103,8 @@ def zeroshot_scores(
         if (attacked & labelled).any():
             metrics["attacked_true_class_acc1"] = estimate("attacked_true_class_acc1",
                                                            correct[attacked])
-        metrics["word_probability"] = estimate("word_probability", p_word[attacked])
+        if np.isfinite(p_word[attacked]).any():  # two-way needs the image's own class
+            metrics["word_probability"] = estimate("word_probability", p_word[attacked])
         metrics["word_probability_all_classes"] = estimate("word_probability_all_classes",
                                                            p_word_all[attacked])
     per_image = pd.DataFrame({
