@@ -125,3 +125,11 @@ def test_every_command_has_help(repo: Path) -> None:
     for command in ("compose", "validate", "list", "classify", "attack", "report"):
         result = cliprobe(command, "--help", cwd=repo)
         assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_list_names_the_prompt_sets_and_the_bundled_prompt_data(repo: Path) -> None:
+    result = cliprobe("list", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "prompts: dataset, descriptions, imagenet80, photo_of, this_is" in result.stdout
+    assert "clip_cifar10" in result.stdout and "clip_imagenet" in result.stdout
+    assert "imagenet_c_clean" in result.stdout and "imagenet_c_released" in result.stdout

@@ -86,16 +86,17 @@ def validate(
 @app.command("list")
 def list_options(
     what: Annotated[
-        str, typer.Argument(help="all, model, dataset, manipulation or metrics")
+        str, typer.Argument(help="all, model, dataset, manipulation, prompts or metrics")
     ] = "all",
     conf: Annotated[Path, typer.Option(help="Hydra config folder")] = Path("conf"),
     markdown: Annotated[
         bool, typer.Option(help="metrics: the README's Markdown list")
     ] = False,
 ) -> None:
-    """List selectable models, datasets, manipulations (conf/ files) and registry functions;
-    `cliprobe list metrics` lists every metric with its description, unit and direction."""
-    groups = ("model", "dataset", "manipulation")
+    """List selectable models, datasets, manipulations, prompt sets (conf/ files), registry
+    functions and the bundled prompt data a dataset's ``prompts`` can name; `cliprobe list
+    metrics` lists every metric with its description, unit and direction."""
+    groups = ("model", "dataset", "manipulation", "prompts")
     if what not in ("all", "metrics", *groups):
         typer.echo(f"cliprobe: error: cannot list '{what}'; choose all, "
                    f"{', '.join(groups)} or metrics", err=True)
@@ -104,6 +105,7 @@ def list_options(
         _list_metrics(markdown)
         return
     from cliprobe.manipulations import names
+    from cliprobe.prompt_data import bundled_names
 
     for group in groups:
         if what in ("all", group):
@@ -111,6 +113,8 @@ def list_options(
             typer.echo(f"{group}: {', '.join(options)}")
     if what in ("all", "manipulation"):
         typer.echo(f"manipulation functions: {', '.join(names())}")
+    if what in ("all", "prompts"):
+        typer.echo(f"prompt data (dataset.<name>.prompts): {', '.join(bundled_names())}")
     if what == "all":
         typer.echo("metrics: `cliprobe list metrics`")
 
