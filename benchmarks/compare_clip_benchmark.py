@@ -78,7 +78,8 @@ def run_cliprobe(args: argparse.Namespace, project: Path) -> tuple[dict, Path, l
     stage = f"score_original@{args.model_name}-{dataset}"
     env = {**os.environ, "CLIPROBE_OFFLINE": "1",
            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    subprocess.run(["dvc", "repro", stage], cwd=project, env=env, check=True)
+    if not args.no_repro:
+        subprocess.run(["dvc", "repro", stage], cwd=project, env=env, check=True)
     cell = project / "data" / "cells" / args.model_name / dataset / "original" / "metrics.json"
     classifier = project / "data" / "classifiers" / args.model_name / f"{dataset}.parquet"
     return json.loads(cell.read_text()), classifier, overrides
@@ -118,6 +119,8 @@ def main() -> int:
     parser.add_argument("--arch", default="ViT-B-32")
     parser.add_argument("--model-name", default="ViT-B-32", help="a conf/model entry of arch")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-repro", action="store_true",
+                        help="read the outputs already in --project (no dvc repro)")
     args = parser.parse_args()
     args.clip_benchmark_out.mkdir(parents=True, exist_ok=True)
     project = args.project or args.clip_benchmark_out / f"cliprobe-{args.dataset}"
