@@ -48,7 +48,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"dataset.cifar10.source.cache_dir={root / 'cache'}", "embed.num_workers=0",
         "stats.bootstrap_resamples=20", "retrieval.recall_k=[1]", "retrieval.neighbours=2"])
     (root / "params.yaml").write_text(to_yaml(raw))
-    from cliprobe.stages import classifier, embed, fetch, score
+    from cliprobe.stages import captions, classifier, embed, fetch, score
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
@@ -60,6 +60,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 embed.main(["--model", "smoke", "--dataset", dataset,
                             "--manipulation", manipulation])
             classifier.main(["--model", "smoke", "--dataset", dataset])
+            captions.main(["--model", "smoke", "--dataset", dataset])
             for manipulation in ("original", "grey"):
                 score.main(["--model", "smoke", "--dataset", dataset,
                             "--manipulation", manipulation])
