@@ -61,6 +61,18 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
                        "hist_smoke_sample.png"]
     table = (project / "metrics" / "seed001_table.csv").read_text().splitlines()
     assert table[0] == "model,dataset,original,blurred,cropped,grey"
+    # the literature linear probe needs an official train split, which `sample` has not: the
+    # fetch stage writes an empty train-split manifest saying so, and every cell records why
+    from cliprobe.datasets.manifest import read_manifest
+
+    train, train_info = read_manifest(project / "data/manifests/sample.train_split.parquet")
+    assert train.empty and "no official train split" in train_info["probe_train"]
+    cells = project / "data" / "cells" / "smoke" / "sample"
+    original = json.loads((cells / "original" / "metrics.json").read_text())
+    assert "no official train split" in original["probe_official"]["skipped"]
+    for cell in ("original", "grey"):
+        metrics = json.loads((cells / cell / "metrics.json").read_text())["metrics"]
+        assert "probe_official_accuracy" not in metrics and "probe_accuracy" in metrics
 
     # 1. nothing changed: nothing runs (the scan finds the same listing)
     assert _repro(project, BASE) == {"scan"}

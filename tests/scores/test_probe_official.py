@@ -1,7 +1,8 @@
 """The literature linear probe through the real stages (fetch -> embed -> score) with the smoke
 model: the official train split is fetched and embedded as its own output, C is chosen on a
-validation split, the probe is tested on the evaluated split and on a manipulated cell; a
-dataset without a train split says so."""
+validation split, the probe is tested on the evaluated split and on a manipulated cell. (A
+dataset without a train split saying so is checked by the pipeline test,
+tests/test_pipeline_caching.py, on `sample`.)"""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (batches / "batches.meta").write_bytes(pickle.dumps({"label_names": CLASSES}))
     conf = Path(__file__).resolve().parents[2] / "conf"
     raw = compose_params(conf, [
-        "model=smoke", "dataset=[cifar10,sample]", "manipulation=[grey]",
+        "model=smoke", "dataset=[cifar10]", "manipulation=[grey]",
         f"dataset.cifar10.source.cache_dir={root / 'cache'}", "embed.num_workers=0",
         "stats.bootstrap_resamples=20", "retrieval.recall_k=[1]", "retrieval.neighbours=2"])
     (root / "params.yaml").write_text(to_yaml(raw))
@@ -54,16 +55,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         patch.chdir(root)
         patch.setenv("CLIPROBE_OFFLINE", "1")
         patch.setattr(cifar, "check_integrity", lambda *args, **kwargs: True)  # fake batches
-        for dataset in ("cifar10", "sample"):
-            fetch.main(["--dataset", dataset])
-            for manipulation in ("original", "grey"):
-                embed.main(["--model", "smoke", "--dataset", dataset,
-                            "--manipulation", manipulation])
-            classifier.main(["--model", "smoke", "--dataset", dataset])
-            captions.main(["--model", "smoke", "--dataset", dataset])
-            for manipulation in ("original", "grey"):
-                score.main(["--model", "smoke", "--dataset", dataset,
-                            "--manipulation", manipulation])
+        cell = ["--model", "smoke", "--dataset", "cifar10"]
+        fetch.main(["--dataset", "cifar10"])
+        for manipulation in ("original", "grey"):
+            embed.main([*cell, "--manipulation", manipulation])
+        classifier.main(cell)
+        captions.main(cell)
+        for manipulation in ("original", "grey"):
+            score.main([*cell, "--manipulation", manipulation])
     return root
 
 
@@ -111,11 +110,3 @@ def test_the_probe_is_trained_on_train_tuned_on_validation_tested_on_test(
     assert "official train split" in grey["probe_official"]["evaluated_on"]
     assert "probe_accuracy" in cell["metrics"]  # seed 002's within-split probe stays
 
-
-def test_a_dataset_without_a_train_split_says_so(project: Path) -> None:
-    manifest, info = read_manifest(project / "data" / "manifests" / "sample.train_split.parquet")
-    assert manifest.empty and "no official train split" in info["probe_train"]
-    cell = _cell(project, "sample", "original")
-    assert "probe_official_accuracy" not in cell["metrics"]
-    assert "no official train split" in cell["probe_official"]["skipped"]
-    assert "probe_official_accuracy" not in _cell(project, "sample", "grey")["metrics"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cliprobe.config.schema import RetrievalConfig
+from cliprobe.errors import ConfigError
 from cliprobe.io.embeddings import EmbeddingTable
 from cliprobe.scores.estimates import Estimator
 from cliprobe.scores.retrieval import align, retrieval_scores
@@ -172,3 +173,20 @@ def test_seed001_full_score_by_hand(own_image: str, per_query: list[float],
 
 def test_leave_one_out_is_the_default() -> None:
     assert RetrievalConfig().seed001_own_image == "exclude"
+
+
+def test_leave_one_out_on_a_gallery_without_n_other_images_says_so() -> None:
+    """N = 4 neighbours besides the own image need 5 gallery images: 4 give one sentence
+    naming both ways out (the inclusive variant still works on them)."""
+    labels = ["A", "A", "B", "B"]
+    gallery = _table(_unit([0, 30, 90, 100]), labels)
+    rows, own = align(gallery, gallery)
+    settings = {"neighbours": 4, "threshold": 0.8, "recall_k": [1]}
+    with pytest.raises(ConfigError, match=r"lower retrieval\.neighbours or set "
+                                          r"retrieval\.seed001_own_image=include"):
+        retrieval_scores(gallery, gallery, rows, own, RetrievalConfig.model_validate(settings),
+                         Estimator(0, "c", 0, 0.95))
+    included = RetrievalConfig.model_validate({**settings, "seed001_own_image": "include"})
+    metrics, *_ = retrieval_scores(gallery, gallery, rows, own, included,
+                                   Estimator(0, "c", 0, 0.95))
+    assert metrics["seed001_accuracy"]["value"] == pytest.approx(0.5)  # own + 1 of 3 within t

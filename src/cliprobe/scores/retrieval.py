@@ -56,6 +56,14 @@ def retrieval_scores(
             f"invalid configuration at retrieval.neighbours/recall_k: {depth} neighbours "
             f"requested but the gallery of {estimate.cell_key} holds {len(gallery)} images"
         )
+    leave_one_out = settings.seed001_own_image == "exclude"
+    if leave_one_out and settings.neighbours >= len(gallery):
+        raise ConfigError(
+            f"invalid configuration at retrieval.neighbours: seed 001's leave-one-out score "
+            f"needs {settings.neighbours} neighbours besides the query's own image, but the "
+            f"gallery of {estimate.cell_key} holds {len(gallery)} images; lower "
+            "retrieval.neighbours or set retrieval.seed001_own_image=include"
+        )
     query_vectors = queries.vectors[rows]
     clean_vectors = gallery.vectors[own]
     labels = queries.labels[rows]
@@ -71,7 +79,6 @@ def retrieval_scores(
         facts["approximate_recall"] = {
             f"at_{k}": approximate_recall(neighbours, exact, k) for k in settings.recall_k}
 
-    leave_one_out = settings.seed001_own_image == "exclude"
     first_n = rm.seed001_neighbours(neighbours, own, settings.neighbours, leave_one_out)
     accuracy = rm.seed001_query_accuracy(gallery.vectors[first_n], clean_vectors,
                                          settings.threshold)
