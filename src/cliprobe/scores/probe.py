@@ -145,6 +145,15 @@ def fit_official_and_save(
             "test": estimate("probe_official_accuracy", correct.astype(np.float64))}
 
 
+def skipped_reason(probe_file: Path) -> str | None:
+    """Why the stored probe was skipped (the reason the original cell recorded), or None when a
+    probe was fitted (or the file is absent)."""
+    if not probe_file.is_file():
+        return None
+    with np.load(probe_file, allow_pickle=False) as stored:
+        return str(stored["skipped"]) if "skipped" in stored.files else None
+
+
 def evaluate_official(
     probe_file: Path, queries: EmbeddingTable, estimate: Estimator
 ) -> dict[str, Any] | None:

@@ -195,13 +195,14 @@ def main(argv: list[str] | None = None) -> None:
         if "test" in official_info:
             metrics["probe_official_accuracy"] = official_info["test"]
     else:
-        official = probe.evaluate_official(
-            paths.cell_dir(args.model, args.dataset, paths.CLEAN) / probe.OFFICIAL_PROBE_FILE,
-            queries, estimate)
+        stored = paths.cell_dir(args.model, args.dataset, paths.CLEAN) / probe.OFFICIAL_PROBE_FILE
+        official = probe.evaluate_official(stored, queries, estimate)
         official_info = {"evaluated_on": "every image of the evaluated split (the probe was "
                                          "trained on the official train split)"}
         if official is not None:
             metrics["probe_official_accuracy"] = official
+        elif (reason := probe.skipped_reason(stored)) is not None:
+            official_info = {"skipped": reason}
 
     if is_original and not probe_file.is_file():  # the manipulated cells depend on it
         probe.save_skipped(probe_file, probe_info["skipped"])
