@@ -10,6 +10,7 @@ import yaml
 from cliprobe.config.schema import DatasetConfig
 from cliprobe.datasets.sources import SOURCES
 from cliprobe.datasets.sources.imagenet import VARIANTS
+from cliprobe.prompt_data import bundled_names
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 FILES = sorted((CONF / "dataset").glob("*.yaml"))
@@ -33,7 +34,8 @@ def test_each_dataset_records_license_version_and_prompts(path: Path) -> None:
     name, config = _load(path)
     assert name == path.stem
     assert config.license and config.prompts
-    assert (CONF / "prompts" / f"{config.prompts}.yaml").is_file()
+    # the dataset's own class names and templates: bundled prompt data (src/cliprobe/prompt_data)
+    assert config.prompts in bundled_names()
     if config.source.kind not in {"url_list"}:
         assert config.version
 
