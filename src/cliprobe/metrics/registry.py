@@ -158,8 +158,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("zeroshot_acc1", "zero-shot top-1",
            "Share of images whose highest-scoring class prompt is their true class.",
            "Zero-shot classification", FRACTION, "higher",
-           "SPEC §2: per-class prompt embeddings averaged and normalised; logits = 100 × "
-           "cosine; the selected prompt set (`prompts`)",
+           "SPEC §2: per-class prompt embeddings averaged and normalised; each dataset's own "
+           "CLIP-paper templates and class names (prompt set `dataset`), every class of the "
+           "dataset; logits = cosine × the model's own logit scale",
            f"{CLIP}; {CLIP_BENCHMARK} (zeroshot_classification)"),
     Metric("zeroshot_acc5", "zero-shot top-5",
            "Share of images whose true class is among the 5 highest-scoring classes "
@@ -186,8 +187,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("word_probability", "p(written word)",
            "Mean zero-shot probability of the written word's class on the attacked images.",
            "Typographic attacks", PROBABILITY, "lower",
+           "seed 000's number: softmax over the two classes object and word only",
+           f"{SEED_000}"),
+    Metric("word_probability_all_classes", "p(written word), all classes",
+           "Mean share of the zero-shot probability over every class that goes to the written "
+           "word's class on the attacked images.",
+           "Typographic attacks", PROBABILITY, "lower",
            "SPEC §4: softmax over every class of the classifier (words that are not classes "
-           "joined it)", f"{SEED_000}"),
+           "joined it), at the model's own logit scale", f"{SEED_000}"),
     Metric("word_search_above_clean", "word search ranks the attacked image higher",
            "Share of images with a written word for which a search for that word "
            "(`zeroshot.word_query`, 'a photo of a <word>') scores the manipulated image above "
@@ -207,7 +214,8 @@ METRICS: tuple[Metric, ...] = (
            "clean embedding; mean per class, then over classes.",
            "Image retrieval", FRACTION, "higher",
            "SPEC §3: N = retrieval.neighbours, t = retrieval.threshold, index = the dataset's "
-           "clean gallery; images without a class: the image mean",
+           "clean gallery without the query's own image (leave-one-out; "
+           "`retrieval.seed001_own_image`); images without a class: the image mean",
            SEED_001),
     Metric("seed001_accuracy_remote", "seed 001 score (remote index)",
            "Seed 001's score against a clip-retrieval knn-service (e.g. LAION-5B), results "
@@ -275,13 +283,21 @@ METRICS: tuple[Metric, ...] = (
            "Linear probe", FRACTION, "higher",
            "seeded stratified split of the clean gallery, C chosen by cross-validation",
            f"{SEED_002}; {CLIP} (linear probe)"),
+    Metric("probe_official_accuracy", "linear probe accuracy (official splits)",
+           "Accuracy of the literature linear probe, fitted on the dataset's official train "
+           "split, on every image of the cell.",
+           "Linear probe", FRACTION, "higher",
+           "CLIP paper appendix A.3: L-BFGS logistic regression, L2 penalty by binary search "
+           "on the official validation split (or a held-out 20% of train), refitted",
+           f"{CLIP} (linear probe)"),
     # --- corruptions (aggregate) --------------------------------------------------------------
     Metric("zeroshot_error", "zero-shot top-1 error",
            "1 − zero-shot top-1: the error ImageNet-C's CE is computed from.",
            "Corruptions (ImageNet-C)", FRACTION, "lower",
            "per corruption and severity; severity 0 = the original cell", IMAGENET_C),
     Metric("clean_error", "clean error",
-           "Zero-shot top-1 error of the original cell, the baseline of relative CE.",
+           "Zero-shot top-1 error of the clean images of the same construction "
+           "(`imagenet_c_clean`), the baseline of relative CE.",
            "Corruptions (ImageNet-C)", FRACTION, "lower", "SPEC §5", IMAGENET_C),
     Metric("ce", "corruption error (CE)",
            "A corruption's errors summed over severities, divided by AlexNet's.",
