@@ -21,6 +21,12 @@ Data layouts (made by the caller, outside the project):
     python benchmarks/compare_clip_benchmark.py cifar10 --checkpoint ckpt.pt \\
         --images cb-data/cifar10-jpeg --clip-benchmark-root cb-data/cifar10 \\
         --clip-benchmark-python /work/ext/cb-venv/bin/python --clip-benchmark-cli cb_eval.py
+
+``--arch cliprobe-smoke --model-name smoke`` compares on cliprobe's tiny architecture (the
+1000-class ImageNet run's 80,000 prompts take minutes instead of hours on a CPU): the script
+then sets ``CLIPROBE_CONFIGS`` to cliprobe's open_clip config folder for the CLIP_benchmark
+process, whose wrapper must register it (``open_clip.add_model_config``) before calling
+``clip_benchmark.cli.main``.
 """
 
 from __future__ import annotations
@@ -59,8 +65,13 @@ def run_clip_benchmark(args: argparse.Namespace, out: Path) -> tuple[dict, Path,
                "--pretrained", str(args.checkpoint), "--no_amp", "--num_workers", "1",
                "--batch_size", "64", "--save_clf", str(clf), "--output", str(result),
                "--dump_classnames", "--dump_templates"]
+    env = {**os.environ}
+    if args.arch == "cliprobe-smoke":  # the wrapper registers cliprobe's own config
+        from cliprobe.models.loader import CONFIG_DIR
+
+        env["CLIPROBE_CONFIGS"] = str(CONFIG_DIR)
     if not (result.is_file() and clf.is_file()):
-        subprocess.run(command, check=True, cwd=out)
+        subprocess.run(command, check=True, cwd=out, env=env)
     return json.loads(result.read_text()), clf, command
 
 
