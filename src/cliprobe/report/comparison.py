@@ -17,7 +17,12 @@ from markupsafe import Markup
 from cliprobe import paths
 from cliprobe.metrics.registry import FAMILIES, MetricInfo, describe, family_order, lookup
 from cliprobe.report.render import page_assets, page_environment
-from cliprobe.report.tables import GROUP_SEPARATOR, metric_name
+from cliprobe.report.tables import (
+    GROUP_SEPARATOR,
+    family_body,
+    filterable_metric_table,
+    metric_row,
+)
 
 #: Separates a manipulation from its sub-column's index in ``data-col`` (the page's filter
 #: matches the part before it).
@@ -149,20 +154,10 @@ def _table(table_id: str, rows: pd.DataFrame, labels: list[str]) -> str:
                     tds.append(f'<td data-col="{col}" data-value="{d.difference:.10g}"{css} '
                                f'title="{html.escape(d.detail)}">{html.escape(d.text)}{mark}'
                                f"</td>")
-            search = html.escape(f"{info.label} {metric} {family}")
-            body.append(f'<tr data-search="{search}"><th class="name" scope="row">'
-                        f"{metric_name(info)}</th>{''.join(tds)}</tr>")
+            body.append(metric_row(info, metric, "".join(tds)))
         if body:
-            bodies.append(f'<tbody><tr class="family"><th colspan="{1 + len(heads)}">'
-                          f'{html.escape(family)}</th></tr>{"".join(body)}</tbody>')
-    return (
-        f'<div class="tools"><input type="search" placeholder="filter metrics…" '
-        f'aria-label="filter metrics" data-filter-rows="{table_id}">'
-        f'<input type="search" placeholder="filter manipulations…" '
-        f'aria-label="filter manipulations" data-filter-cols="{table_id}"></div>'
-        f'<div class="scroll"><table class="metrics sortable" id="{table_id}"><thead>'
-        f'<tr><th class="name" rowspan="2" data-sort="0">metric</th>{groups}</tr>'
-        f"<tr>{''.join(heads)}</tr></thead>{''.join(bodies)}</table></div>")
+            bodies.append(family_body(family, body, 1 + len(heads)))
+    return filterable_metric_table(table_id, groups, "".join(heads), bodies)
 
 
 def render_comparison(table: pd.DataFrame, labels: list[str],

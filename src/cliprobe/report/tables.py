@@ -108,12 +108,28 @@ def metric_table(table_id: str, cells: pd.DataFrame, changes: pd.DataFrame,
                 continue
             tds = "".join(_value_cell(info, values.get((metric, name)),
                                       change_rows.get((metric, name)), name) for name in names)
-            search = html.escape(f"{info.label} {metric} {family}")
-            rows.append(f'<tr data-search="{search}"><th class="name" scope="row">'
-                        f'{metric_name(info)}</th>{tds}</tr>')
+            rows.append(metric_row(info, metric, tds))
         if rows:
-            bodies.append(f'<tbody><tr class="family"><th colspan="{len(names) + 1}">'
-                          f'{html.escape(family)}</th></tr>{"".join(rows)}</tbody>')
+            bodies.append(family_body(family, rows, len(names) + 1))
+    return filterable_metric_table(table_id, group_row, head_row, bodies)
+
+
+def metric_row(info: MetricInfo, metric: str, cells: str) -> str:
+    """One metric's row: its name (searchable by label, code name and family), then ``cells``."""
+    search = html.escape(f"{info.label} {metric} {info.family}")
+    return (f'<tr data-search="{search}"><th class="name" scope="row">'
+            f"{metric_name(info)}</th>{cells}</tr>")
+
+
+def family_body(family: str, rows: Sequence[str], width: int) -> str:
+    """The rows of one metric family under its heading row, ``width`` columns wide."""
+    return (f'<tbody><tr class="family"><th colspan="{width}">'
+            f'{html.escape(family)}</th></tr>{"".join(rows)}</tbody>')
+
+
+def filterable_metric_table(table_id: str, group_row: str, head_row: str,
+                            bodies: Sequence[str]) -> str:
+    """A sortable metrics x columns table with its row and column filters (static/report.js)."""
     return (
         f'<div class="tools"><input type="search" placeholder="filter metrics…" '
         f'aria-label="filter metrics" data-filter-rows="{table_id}">'
