@@ -15,6 +15,7 @@ from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from cliprobe.metrics.changes import change_cells
+from cliprobe.plots import with_random_label
 
 #: Worse, unchanged, better: the colours of this figure and of the report's chart.
 DIVERGING = ("#c0392b", "#f7f7f7", "#1a9850")
@@ -49,7 +50,7 @@ def change_figure(changes: pd.DataFrame, manipulations: list[str], title: str,
     colour_bar = figure.colorbar(image, ax=axes, fraction=0.04, pad=0.02)
     colour_bar.set_label("change against original (better +; points for shares)", fontsize=7)
     heading = f"{title}\nchange against original (* = paired test significant)"
-    axes.set_title(f"{heading}\nRANDOM WEIGHTS: not a finding" if random else heading,
+    axes.set_title(with_random_label(heading, random),
                    fontsize=9, pad=12)
     figure.tight_layout()
     return figure

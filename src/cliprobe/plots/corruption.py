@@ -17,19 +17,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cliprobe.manipulations.corruptions import ALL_CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
+from cliprobe.plots import with_random_label
 
-RANDOM_LABEL = "RANDOM WEIGHTS: not a finding"
 #: Metric-vs-severity panels drawn when present (the error CE uses, then seed 001's score).
 CURVE_METRICS: tuple[str, ...] = ("zeroshot_error", "seed001_accuracy")
 HEATMAP_METRIC = "zeroshot_error"
 #: Interval bands are drawn only when a panel has at most this many lines (beyond, they hide
 #: the lines; the intervals are in plots/severity.csv and metrics/corruptions.csv).
 MAX_BANDS = 6
-
-
-def title(text: str, random_weights: bool) -> str:
-    """``text``, with the random-weights warning on a second line when it applies."""
-    return f"{text}\n{RANDOM_LABEL}" if random_weights else text
 
 
 def ordered_corruptions(names: pd.Series | list[str]) -> list[str]:
@@ -82,7 +77,7 @@ def severity_curves(rows: pd.DataFrame, heading: str, random: bool,
         axes.grid(alpha=0.3)
     handles, labels = axes_row[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
-    figure.suptitle(title(heading, random))
+    figure.suptitle(with_random_label(heading, random))
     return figure
 
 
@@ -111,7 +106,7 @@ def model_curves(rows: pd.DataFrame, heading: str, random: bool,
         axes.set_ylabel(metric, fontsize=8)
     handles, labels = grid.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
-    figure.suptitle(title(heading, random))
+    figure.suptitle(with_random_label(heading, random))
     return figure
 
 
@@ -141,6 +136,6 @@ def severity_heatmap(rows: pd.DataFrame, heading: str, random: bool,
             axes.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
                       color="white" if value > 0.55 else "black")
     figure.colorbar(image, ax=axes, label=metric)
-    axes.set_title(title(heading, random), fontsize=10)
+    axes.set_title(with_random_label(heading, random), fontsize=10)
     figure.tight_layout()
     return figure

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from cliprobe.io.embeddings import column_to_vectors
+from cliprobe.plots import with_random_label
 
 TOP_K = 5
 MAX_IMAGES = 6
@@ -134,7 +135,7 @@ def gallery_figure(items: list[FooledImage], title: str, random: bool) -> Figure
         axes[0][0].text(0.5, 0.5, "no image was hurt", ha="center")
         for single in axes[0]:
             single.axis("off")
-    heading = f"{title}\nRANDOM WEIGHTS: not a finding" if random else title
+    heading = with_random_label(title, random)
     figure.suptitle(heading, fontsize=10)
     figure.tight_layout()
     return figure

@@ -15,6 +15,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from cliprobe.io.saliency import SaliencyMaps
+from cliprobe.plots import with_random_label
 
 MAX_ROWS = 4
 VIEW_TITLES = {"reference": "clean", "subject": "attacked"}
@@ -103,8 +104,6 @@ def saliency_figure(cell: SaliencyMaps, method: str, order: list[int], title: st
               f"window {settings.get('window_px')} px, stride {settings.get('stride_px')} px, "
               f"red = probability drop")
     heading = f"{title}\n{method} ({detail}); dashed: the written word's box"
-    if random:
-        heading += "\nRANDOM WEIGHTS: not a finding"
-    figure.suptitle(heading, fontsize=9)
+    figure.suptitle(with_random_label(heading, random), fontsize=9)
     figure.tight_layout()
     return figure

@@ -12,12 +12,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cliprobe.plots import with_random_label
+
 METRIC = "seed001_accuracy"
 MAX_CLASS_BARS = 60
-
-
-def _title(text: str, random_weights: bool) -> str:
-    return f"{text}\nRANDOM WEIGHTS: not a finding" if random_weights else text
 
 
 def histogram(per_class: pd.DataFrame, order: list[str], title: str, random: bool) -> Figure:
@@ -30,7 +28,7 @@ def histogram(per_class: pd.DataFrame, order: list[str], title: str, random: boo
     axes.set_xlabel("per-class accuracy (seed 001, L2 < t)")
     axes.set_ylabel("classes")
     axes.legend()
-    axes.set_title(_title(title, random))
+    axes.set_title(with_random_label(title, random))
     figure.tight_layout()
     return figure
 
@@ -42,7 +40,7 @@ def box_plot(per_class: pd.DataFrame, order: list[str], title: str, random: bool
     axes.boxplot(data, tick_labels=order, showmeans=True)
     axes.set_ylabel("per-class accuracy")
     axes.set_ylim(-0.02, 1.02)
-    axes.set_title(_title(title, random))
+    axes.set_title(with_random_label(title, random))
     figure.tight_layout()
     return figure
 
@@ -57,7 +55,7 @@ def class_bars(per_class: pd.DataFrame, order: list[str], title: str, random: bo
     axes.set_ylabel("per-class accuracy")
     axes.set_ylim(0, 1.05)
     axes.set_xlabel("")
-    axes.set_title(_title(title, random))
+    axes.set_title(with_random_label(title, random))
     figure.tight_layout()
     return figure
 
@@ -88,6 +86,6 @@ def heatmaps(matrices: dict[str, pd.DataFrame], title: str, random: bool) -> Fig
                       va="center", color="white" if value < 0.6 else "black", fontsize=9)
         figure.colorbar(image, ax=axes)
         axes.set_title(metric, fontsize=9)
-    figure.suptitle(_title(title, random), fontsize=10)
+    figure.suptitle(with_random_label(title, random), fontsize=10)
     figure.tight_layout()
     return figure

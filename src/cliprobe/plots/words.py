@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from cliprobe.plots import with_random_label
 from cliprobe.proximity.pairs import BLANK
 
 #: The reference column holding each object's own name written on it.
@@ -80,9 +81,7 @@ def object_word_matrix(pairs: pd.DataFrame, title: str, random: bool) -> Figure:
     _heatmap(axes[0], matrix_values(pairs, "p_object"), success, "p(true object), %")
     _heatmap(axes[1], matrix_values(pairs, "p_word"), success, "p(written word), %")
     heading = f"{title}\nframe: predicted as the written word"
-    if random:
-        heading += "\nRANDOM WEIGHTS: not a finding"
-    figure.suptitle(heading, fontsize=10)
+    figure.suptitle(with_random_label(heading, random), fontsize=10)
     figure.tight_layout()
     return figure
 
@@ -128,8 +127,6 @@ def proximity_figure(pairs: pd.DataFrame, correlations: pd.DataFrame, title: str
                         fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_title(_format_rho(row), fontsize=8)
     heading = title
-    if random:
-        heading += "\nRANDOM WEIGHTS: not a finding"
-    figure.suptitle(heading, fontsize=10)
+    figure.suptitle(with_random_label(heading, random), fontsize=10)
     figure.tight_layout()
     return figure
