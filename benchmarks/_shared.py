@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 from pathlib import Path
 
 import pandas as pd
@@ -35,3 +37,25 @@ def sample_manifest(data: Path, images: int) -> pd.DataFrame:
 def random_model(arch: str) -> ModelConfig:
     """A seeded random-weight model of ``arch`` (same speed as trained weights)."""
     return ModelConfig(arch=arch, pretrained=None, random_init_seed=0)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s), or the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine(load_only: bool = False) -> str:
+    """One line naming the CPU, its cores and the load average (noisy figures need both)."""
+    try:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    if load_only:
+        return f"load average (1, 5, 15 min): {load}"
+    return f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average (1, 5, 15 min): {load}"

@@ -54,3 +54,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Slow (end-to-end) tests first: when `make test` spreads files over workers
     (pytest-xdist, ``--dist loadfile``), the longest files start at once instead of last."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_workers() -> Iterator[Path]:
+    """Warm workers the tests start live in a folder of this session and stop with it."""
+    import os
+    import shutil
+    import tempfile
+
+    from cliprobe.worker.control import stop_workers
+    from cliprobe.worker.identity import DIR_ENV
+
+    folder = Path(tempfile.mkdtemp(prefix="cliprobe-w-"))  # short: a socket path's limit
+    previous = os.environ.get(DIR_ENV)
+    os.environ[DIR_ENV] = str(folder)
+    yield folder
+    stop_workers(folder)
+    if previous is None:
+        os.environ.pop(DIR_ENV, None)
+    else:
+        os.environ[DIR_ENV] = previous
+    shutil.rmtree(folder, ignore_errors=True)

@@ -159,3 +159,25 @@ def test_a_crop_box_cuts_the_stored_pixels_before_the_exif_rotation(
     np.testing.assert_array_equal(np.asarray(cropped), np.asarray(expected))
     with pytest.raises(ImageSkipped, match="empty crop box"):
         load_rgb(path, [10, 10, 10.2, 30])
+
+
+def test_draft_decodes_large_jpegs_at_a_reduced_scale_only_when_asked(tmp_path: Path) -> None:
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut()).resize((1200, 900))
+    big = tmp_path / "big.jpg"
+    photo.save(big, quality=95)
+    assert load_rgb(big).size == (1200, 900)  # exact decoding by default
+    assert load_rgb(big, draft=224).size == (300, 225)  # 1/4: both sides stay >= 224
+    assert load_rgb(big, draft=256).size == (600, 450)  # 1/2
+    small = tmp_path / "small.jpg"
+    photo.resize((400, 300)).save(small, quality=95)
+    assert np.array_equal(np.asarray(load_rgb(small, draft=256)), np.asarray(load_rgb(small)))
+    png = tmp_path / "big.png"
+    photo.save(png)
+    assert load_rgb(png, draft=224).size == (1200, 900)  # only JPEG has DCT scaling
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    photo.save(rotated, quality=95, exif=exif)
+    assert load_rgb(rotated, draft=224).size == (225, 300)  # upright after the draft

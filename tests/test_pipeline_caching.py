@@ -1,17 +1,20 @@
-"""End to end: the real DVC pipeline with the smoke model, and the four caching guarantees.
+"""End to end: the real DVC pipeline with the smoke model, and the caching guarantees.
 
 1. a second `dvc repro` runs no stage but the scan of local inputs (always run, cheap);
 2. changing one manipulation's parameter re-runs only that manipulation's cells (and the
    aggregate / plot stages), never the clean embeddings;
-3. adding a dataset runs only its cells;
+3. a setting no stage's outputs depend on (a kNN timeout, a parameter of an unused index)
+   re-runs no cell;
+4. adding a dataset runs only its cells;
    and replacing one photo of that (user's) folder re-runs exactly that dataset's stages;
-4. model A -> B -> A through `dvc exp run -S` (DVC's own Hydra composition): the return to A
-   runs no embedding.
+5. model A -> B -> A through `dvc exp run -S` (DVC's own Hydra composition): the return to A
+   runs no embedding, and `dvc exp apply` of B brings back B's report and figures.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -44,7 +47,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Path:
 def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     first = _repro(project, BASE)
     assert first == {
-        "scan", "fetch@sample", "embed@smoke-sample", "manipulate@smoke-sample-blurred",
+        "scan", "split_params", "fetch@sample", "embed@smoke-sample",
+        "manipulate@smoke-sample-blurred",
         "manipulate@smoke-sample-cropped", "manipulate@smoke-sample-grey",
         "classifier@smoke-sample", "captions@smoke-sample", "score_original@smoke-sample",
         "score@smoke-sample-blurred", "score@smoke-sample-cropped", "score@smoke-sample-grey",
@@ -78,10 +82,15 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
 
     # 2. one manipulation's parameter: only its cells, plus aggregate and plot
     changed = _repro(project, [*BASE, "manipulation.blurred.sigma=1.5"])
-    assert changed == {"scan", "manipulate@smoke-sample-blurred", "score@smoke-sample-blurred",
-                       "aggregate", "words", "plot", "report"}
+    assert changed == {"scan", "split_params", "manipulate@smoke-sample-blurred",
+                       "score@smoke-sample-blurred", "aggregate", "words", "plot", "report"}
 
-    # 3. a new dataset: only its cells (and the aggregate / plot)
+    # 3. settings that cannot change any output: only the params split runs
+    for unused in ("retrieval.remote.timeout_s=5", "retrieval.index.nlist=7"):
+        assert _repro(project, [*BASE, "manipulation.blurred.sigma=1.5", unused]) == {
+            "scan", "split_params"}, unused
+
+    # 4. a new dataset: only its cells (and the aggregate / plot)
     folder = tmp_path / "my_images"
     from PIL import Image
     from skimage import data
@@ -97,7 +106,7 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
                    f"dataset.image_folder.source.path={folder}"]
     added = _repro(project, with_folder)
     assert added == {
-        "scan", "fetch@image_folder", "embed@smoke-image_folder",
+        "scan", "split_params", "fetch@image_folder", "embed@smoke-image_folder",
         "manipulate@smoke-image_folder-blurred", "manipulate@smoke-image_folder-cropped",
         "manipulate@smoke-image_folder-grey", "classifier@smoke-image_folder",
         "captions@smoke-image_folder",
@@ -107,7 +116,7 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     }
     before = json.loads((project / "metrics" / "summary.json").read_text())
 
-    # 4. one photo of the user's folder replaced under the same name: that dataset's stages
+    # one photo of the user's folder replaced under the same name: that dataset's stages
     # re-run (its classifier too: the manifest lists the new bytes), `sample`'s do not
     Image.fromarray(data.coffee()[::-1].copy()).save(folder / "cat" / "0.png")
     replaced = _repro(project, with_folder)
@@ -125,20 +134,33 @@ def test_caching_guarantees(project: Path, tmp_path: Path) -> None:
     # (a deleted photo changes the listing the same way: tests/test_scan_stage.py)
 
 
+EXPERIMENT = re.compile(r"Ran experiment\(s\): (\S+)")
+
+
 def test_model_switch_back_runs_no_embedding(project: Path) -> None:
-    """A -> B -> A through `dvc exp run -S`, DVC composing conf/ itself."""
+    """A -> B -> A through `dvc exp run -S`, DVC composing conf/ itself; then `dvc exp apply`
+    of B restores B's report and figures (outputs DVC caches, not files left behind)."""
     _run(["git", "add", "-A"], project)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], project)
     exp = ["dvc", "exp", "run", *[f"-S{o}" for o in BASE[1:]]]
     _run([*exp, "-Smodel=smoke"], project)
-    to_b = set(RAN.findall(_run([*exp, "-Smodel=smoke-b"], project)))
-    assert "embed@smoke-b-sample" in to_b
+    output_b = _run([*exp, "-Smodel=smoke-b"], project)
+    assert "embed@smoke-b-sample" in set(RAN.findall(output_b))
+    report_b = (project / "plots" / "report.html").read_text()
+    assert "smoke-b" in report_b
     back = _run([*exp, "-Smodel=smoke"], project)
     ran_back = set(RAN.findall(back))
     assert not {s for s in ran_back
                 if s.startswith(("embed@", "manipulate@", "classifier@", "captions@"))}, back
     params = (project / "params.yaml").read_text()
     assert "smoke:" in params and "smoke-b:" not in params
+    assert "smoke-b" not in (project / "plots" / "report.html").read_text()
+
+    (name_b,) = EXPERIMENT.findall(output_b)
+    _run(["dvc", "exp", "apply", name_b], project)
+    assert (project / "plots" / "report.html").read_text() == report_b
+    figures = {p.name for p in (project / "plots" / "figures").glob("*.png")}
+    assert "heatmap_smoke-b.png" in figures and "heatmap_smoke.png" not in figures
 
 
 def test_results_are_shared_through_a_dvc_remote(project: Path, tmp_path: Path) -> None:

@@ -71,8 +71,8 @@ def test_caption_dataset_runs_as_cached_cells(tmp_path: Path, repo: Path) -> Non
              "classifier@smoke-captions_folder", "score_original@smoke-captions_folder",
              *(f"{stage}@smoke-captions_folder-{x}" for stage in ("manipulate", "score")
                for x in ("blurred", "typographic"))}
-    assert first == {"scan", "fetch@captions_folder", *cells, "aggregate", "words", "plot",
-                     "report"}
+    assert first == {"scan", "split_params", "fetch@captions_folder", *cells, "aggregate",
+                     "words", "plot", "report"}
     assert set(RAN.findall(run(command, project))) == {"scan"}  # cached
 
     summary = json.loads((project / "metrics" / "summary.json").read_text())

@@ -94,7 +94,8 @@ def test_saliency_and_words_are_cached_cells(project) -> None:
     assert repro(root, _overrides(photos))[0] == {"scan"}
     # a saliency parameter: only the saliency stages and what reads their outputs
     changed = repro(root, _overrides(photos, "saliency.occlusion.window=0.5"))[0]
-    assert changed == {"scan", *SALIENCY, "aggregate", "words", "plot", "report"}
+    assert changed == {"scan", "split_params", *SALIENCY, "aggregate", "words", "plot",
+                       "report"}
     # no saliency cells: no map is computed, and the figures go
     off = repro(root, _overrides(photos, "saliency.cells=[]"))[0]
     assert not {s for s in off if s.startswith("saliency@")}

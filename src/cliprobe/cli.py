@@ -146,6 +146,27 @@ def _looks_like_image(token: str) -> bool:
     return Path(token).suffix.lower() in IMAGE_SUFFIXES or Path(token).is_file()
 
 
+@app.command()
+def workers(
+    stop: Annotated[bool, typer.Option(help="stop them all")] = False,
+) -> None:
+    """List this user's warm model workers (see README "Running big"), or stop them."""
+    from cliprobe.worker.control import list_workers, stop_workers
+    from cliprobe.worker.identity import socket_dir
+
+    folder = socket_dir()
+    if folder is None:
+        typer.echo("no private worker folder: stages run in their own processes")
+        return
+    if stop:
+        typer.echo(f"stopped {stop_workers(folder)} workers in {folder}")
+        return
+    running = list_workers(folder)
+    for worker in running:
+        typer.echo(f"pid {worker.pid}  key {worker.key}  log {worker.log}")
+    typer.echo(f"{len(running)} workers in {folder}")
+
+
 def split_labels(argv: list[str], images: list[Path], labels: list[str]) -> tuple[
         list[Path], list[str]]:
     """Allow ``--labels egg cat`` before or after the images.
@@ -333,11 +354,12 @@ def report(
             write_text(target, render_comparison(table, [*compare, "workspace"],
                                                  bool(table.attrs.get("random_weights"))))
         else:
+            from cliprobe.config.stage_params import read_params
             from cliprobe.report.collect import collect
             from cliprobe.report.render import render
 
             target = out or Path("plots/report.html")
-            write_text(target, render(collect(params_file)))
+            write_text(target, render(collect(read_params("report", params_file))))
     except CliprobeError as error:
         _fail(error)
     except FileNotFoundError as error:

@@ -141,8 +141,8 @@ def _cropped(image: Image.Image, box: Sequence[float], name: str) -> Image.Image
     return image.crop((x1, y1, x2, y2))
 
 
-def _decode(handle: IO[bytes], name: str,
-            crop_box: Sequence[float] | None = None) -> Image.Image:
+def _decode(handle: IO[bytes], name: str, crop_box: Sequence[float] | None = None,
+            draft: int | None = None) -> Image.Image:
     """Decode an open file to upright 8-bit RGB, translating every failure to ImageSkipped."""
     try:
         with warnings.catch_warnings():
@@ -150,6 +150,9 @@ def _decode(handle: IO[bytes], name: str,
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(handle) as opened:
                 _check_geometry(opened.size, name)
+                if draft and crop_box is None and opened.format == "JPEG":
+                    # DCT-domain downscaling by 2, 4 or 8, never below draft x draft
+                    opened.draft(None, (draft, draft))
                 opened.load()
                 stored = opened if crop_box is None else _cropped(opened, crop_box, name)
                 rgb = to_rgb(_upright(stored, name, orientation_of=opened))
@@ -169,11 +172,16 @@ def _decode(handle: IO[bytes], name: str,
     return rgb
 
 
-def load_rgb(path: ImagePath, crop_box: Sequence[float] | None = None) -> Image.Image:
+def load_rgb(path: ImagePath, crop_box: Sequence[float] | None = None,
+             draft: int | None = None) -> Image.Image:
     """Decode ``path`` fully, apply its EXIF orientation and return 8-bit RGB.
 
     ``crop_box`` (x1, y1, x2, y2), in the stored pixel grid as annotations are (revisited
     Oxford / Paris query boxes), cuts the image before it is turned upright.
+
+    ``draft`` (opt-in, pixels differ): decode a JPEG at 1/2, 1/4 or 1/8 scale when both sides
+    stay at least ``draft`` pixels (Pillow's ``draft``), much faster for large photos. Ignored
+    with a ``crop_box`` (the box is in the full-resolution pixel grid).
 
     ``path`` may be ``bytes`` (a non-UTF-8 file name on Linux). Raises :class:`ImageSkipped`
     (and nothing else) for missing, unreadable, non-regular, empty, truncated, non-image,
@@ -194,4 +202,4 @@ def load_rgb(path: ImagePath, crop_box: Sequence[float] | None = None) -> Image.
     except OSError as error:
         raise ImageSkipped(name, f"cannot read file: {error.strerror or error}") from None
     with handle:
-        return _decode(handle, name, crop_box)
+        return _decode(handle, name, crop_box, draft)

@@ -66,3 +66,8 @@ def saliency_dir(model: str, dataset: str, cell: str) -> Path:
     """Saliency maps of one cell (``_saliency`` can never be a manipulation's name: it is not
     a slug), inside the cells folder so the stages reading ``data/cells`` see them."""
     return DATA / "cells" / model / dataset / "_saliency" / cell
+
+
+def constructed_cache(dataset: str) -> Path:
+    """Images of a dataset after a manipulation's construction step, decoded once (a cache)."""
+    return DATA / ".cache" / "constructed" / dataset

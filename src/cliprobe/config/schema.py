@@ -77,6 +77,10 @@ class ModelConfig(StrictModel):
     )
     rmac_scales: int = Field(default=3, ge=1, le=6)
     multipatch_overlap: float = Field(default=0.4, ge=0.0, lt=1.0)
+    jpeg_draft: bool = Field(
+        default=False, description="decode large JPEGs at 1/2, 1/4 or 1/8 scale (never below "
+        "the model's input nor ImageNet-C's 256 px): much faster on big photos, slightly "
+        "different pixels (measured by benchmarks/jpeg_draft.py); off = exact decoding")
 
     @property
     def feature_params(self) -> dict[str, Any]:
@@ -609,6 +613,14 @@ class EmbedConfig(StrictModel):
     ray_num_actors: int | None = Field(default=None, gt=0,
                                        description="model actors; null = one per GPU, else "
                                        "half the CPUs")
+    worker: bool = Field(
+        default=True, description="hand a model's stages to a warm worker process that keeps "
+        "the model loaded (same outputs; see cliprobe.worker)")
+    worker_idle_s: float = Field(default=120.0, gt=0,
+                                 description="seconds an idle worker waits before it stops")
+    decode_once: bool = Field(
+        default=True, description="decode and construct ImageNet-C's Resize + CenterCrop "
+        "images once per dataset and reuse them in every cell (same pixels)")
 
     @field_validator("num_workers")
     @classmethod

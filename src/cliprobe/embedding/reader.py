@@ -25,8 +25,10 @@ from cliprobe.manipulations.registry import (
 )
 from cliprobe.seeding import image_rng, legacy_seed
 
-#: (image, context) -> manipulated image, optionally with per-image info
-ImageStep = Callable[[Image.Image, ImageContext], "Manipulated | Image.Image"]
+#: (image, context) -> manipulated image, optionally with per-image info; steps made by
+#: :func:`manipulation_step` also take ``constructed=True`` for an image that already went
+#: through the manipulation's construction step
+ImageStep = Callable[..., "Manipulated | Image.Image"]
 
 
 def _context(context_or_id: ImageContext | str) -> ImageContext:
@@ -44,11 +46,13 @@ def manipulation_step(
     function with different params draw independent randomness, and reruns draw the same.
     """
 
-    def step(image: Image.Image, context: ImageContext | str) -> Manipulated:
+    def step(image: Image.Image, context: ImageContext | str,
+             constructed: bool = False) -> Manipulated:
         ctx = _context(context)
         if manipulation.uses_global_rng:
             np.random.seed(legacy_seed(global_seed, ctx.image_id, cell_name))
-        return manipulation(image, params, image_rng(global_seed, ctx.image_id, cell_name), ctx)
+        return manipulation(image, params, image_rng(global_seed, ctx.image_id, cell_name), ctx,
+                            constructed=constructed)
 
     return step
 
@@ -58,7 +62,7 @@ def manipulation_transform(
 ) -> Callable[[Image.Image, ImageContext | str], Image.Image]:
     """Like :func:`manipulation_step`, returning only the image (image id or context in)."""
     step = manipulation_step(manipulation, params, cell_name, global_seed)
-    return lambda image, context: step(image, context).image
+    return lambda image, context, constructed=False: step(image, context, constructed).image
 
 
 @dataclass
@@ -117,6 +121,13 @@ def image_contexts(manifest: pd.DataFrame, class_names: Sequence[str]) -> list[I
                                                  excluded_words(manifest), strict=True)]
 
 
+def crop_boxes(manifest: pd.DataFrame) -> list[list[float] | None]:
+    """Each row's ``query_box`` (x1, y1, x2, y2 in the stored pixel grid; revisited Oxford /
+    Paris queries), or None: the box an image is cut to before anything else."""
+    boxes = manifest["query_box"] if "query_box" in manifest else [None] * len(manifest)
+    return [json.loads(box) if isinstance(box, str) and box else None for box in boxes]
+
+
 class ManifestImages:
     """Map-style dataset over manifest rows: load (cut to the row's ``query_box`` when it has
     one) -> manipulate -> preprocess.
@@ -126,6 +137,9 @@ class ManifestImages:
     valid image carries the failure, which the runner turns into the stage's error (raising in
     a DataLoader worker or a Ray task would bury it in their wrappers). ``class_names`` (what a
     context-aware manipulation picks words from) defaults to the manifest's sorted labels.
+    With ``constructed`` (the manipulation's construction step, computed once per dataset)
+    images come from there instead of being decoded; ``draft`` is
+    :func:`cliprobe.images.load_rgb`'s reduced-scale JPEG decoding (opt-in).
     """
 
     def __init__(
@@ -135,13 +149,13 @@ class ManifestImages:
         transform: ImageStep,
         preprocess: Callable[[Image.Image], Any],
         class_names: Sequence[str] | None = None,
+        constructed: Any | None = None,
+        draft: int | None = None,
     ) -> None:
         self.image_root = str(image_root)
         self.paths = [str(image_root / p) for p in manifest["path"]]
         # revisited Oxford / Paris: a query is its bounding box, cut before anything else
-        boxes = manifest["query_box"] if "query_box" in manifest else [None] * len(manifest)
-        self.crop_boxes = [json.loads(box) if isinstance(box, str) and box else None
-                           for box in boxes]
+        self.crop_boxes = crop_boxes(manifest)
         self.image_ids = list(manifest["image_id"])
         self.labels = [str(label) for label in manifest["label"]]
         self.class_names = (tuple(class_names) if class_names is not None
@@ -149,19 +163,23 @@ class ManifestImages:
         self.excluded = excluded_words(manifest)
         self.transform = transform
         self.preprocess = preprocess
+        self.constructed = constructed
+        self.draft = draft
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, position: int) -> Item:
         try:
-            image = load_rgb(self.paths[position], self.crop_boxes[position])
+            image = (load_rgb(self.paths[position], self.crop_boxes[position], self.draft)
+                     if self.constructed is None else self.constructed.image(position))
         except ImageSkipped as skipped:
             return Item(position, None, skipped.reason)
         context = ImageContext(self.image_ids[position], self.labels[position], self.class_names,
                                self.excluded[position], self.image_root)
         try:
-            result = self.transform(image, context)
+            result = (self.transform(image, context) if self.constructed is None
+                      else self.transform(image, context, constructed=True))
         except ManipulationNotApplicable as declined:
             return Item(position, None, f"manipulation not applicable: {declined}",
                         skip_kind=NOT_APPLICABLE)

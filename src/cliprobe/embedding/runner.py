@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from cliprobe.datasets.captions import WORDS_COLUMN
+from cliprobe.embedding.constructed import constructed_images
 from cliprobe.embedding.reader import (
     ImageStep,
     Item,
@@ -27,6 +28,7 @@ from cliprobe.embedding.reader import (
 )
 from cliprobe.embedding.writer import ChunkStore, partial_key
 from cliprobe.errors import DataError
+from cliprobe.manipulations.registry import Construction
 
 
 @dataclass
@@ -143,12 +145,20 @@ def embed_manifest(
     description: str = "embed",
     pin_memory: bool = False,
     class_names: Sequence[str] | None = None,
+    construction: Construction | None = None,
+    construction_cache: Path | None = None,
+    draft: int | None = None,
 ) -> EmbedReport:
     """Embed ``manifest``'s images into ``output`` (Parquet), resuming from complete chunks.
 
     ``metadata`` is the provenance written into the file; it also keys the partial chunks, so
     chunks of another configuration are never reused. ``class_names``: what context-aware
     manipulations pick words from (default: the manifest's labels).
+    With ``construction`` (the
+    manipulation's first step, which ``transform`` then skips) and ``construction_cache``,
+    the constructed images are read from a per-dataset cache built on first use instead of
+    being decoded and constructed again (:mod:`cliprobe.embedding.constructed`). ``draft``:
+    reduced-scale JPEG decoding (:func:`cliprobe.images.load_rgb`), opt-in.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -156,7 +166,12 @@ def embed_manifest(
     started = time.perf_counter()
     frame, store, pending = open_chunks(manifest, metadata, chunk_size, partial_root, description)
 
-    images = ManifestImages(frame, image_root, transform, preprocess, class_names)
+    constructed = None
+    if construction is not None and construction_cache is not None and pending:
+        constructed = constructed_images(frame, image_root, construction, construction_cache,
+                                         num_workers, draft)
+    images = ManifestImages(frame, image_root, transform, preprocess, class_names,
+                            constructed, draft)
     batches = chunk_batches(store, pending, batch_size)
     loader = DataLoader(
         images,

@@ -40,6 +40,7 @@ BOX) and draws other random numbers; ``imagenet_c_released`` is the way to the o
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +49,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from cliprobe.manipulations.registry import (
+    Construction,
     ImageContext,
     ManipulationFn,
     ManipulationNotApplicable,
@@ -97,7 +99,7 @@ def registry_name(corruption: str) -> str:
 #: How the released dataset's files were written (make_imagenet_c.py): JPEG, quality 85.
 RELEASED_JPEG_QUALITY = 85
 
-Construction = Literal["imagenet_c", "full_resolution"]
+ConstructionName = Literal["imagenet_c", "full_resolution"]
 
 
 class ConstructionParams(BaseModel):
@@ -105,7 +107,7 @@ class ConstructionParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    construction: Construction = Field(
+    construction: ConstructionName = Field(
         default="imagenet_c",
         description="imagenet_c: Resize(256) + CenterCrop(224), as the original dataset; "
         "full_resolution: the image as it is",
@@ -197,6 +199,23 @@ def _to_rgb8(result: Any, size: tuple[int, int], corruption: str,
     return Image.fromarray(np.ascontiguousarray(pixels))
 
 
+def _rgb_construction(image: Image.Image) -> Image.Image:
+    """The ``imagenet_c`` construction of any image, as :func:`corrupt` applies it."""
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    return imagenet_c_construction(rgb)
+
+
+#: The ``imagenet_c`` construction as a registry step: computed once per image and dataset by
+#: the embed runner, shared by all 95 cells of a sweep. Bump the name if its pixels change.
+IMAGENET_C_CONSTRUCTION = Construction("imagenet_c-v1", _rgb_construction,
+                                       size=(CROP_SIDE, CROP_SIDE))
+
+
+def construction_of(params: ConstructionParams) -> Construction | None:
+    """The construction step these params start with (None for ``full_resolution``)."""
+    return IMAGENET_C_CONSTRUCTION if params.construction == "imagenet_c" else None
+
+
 def corrupt(image: Image.Image, corruption: str, params: CorruptionParams) -> Image.Image:
     """Apply one ImageNet-C corruption; reads numpy's global RNG (seed it first).
 
@@ -205,11 +224,18 @@ def corrupt(image: Image.Image, corruption: str, params: CorruptionParams) -> Im
     small for the library (full resolution under 32 pixels) or the library's output on it is
     not finite, and ``ValueError`` when the library returns another shape (a bug).
     """
+    step = construction_of(params)
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    return corrupt_constructed(step.apply(rgb) if step is not None else rgb, corruption, params)
+
+
+def corrupt_constructed(rgb: Image.Image, corruption: str,
+                        params: CorruptionParams) -> Image.Image:
+    """:func:`corrupt` of an RGB image that already went through :func:`construction_of`."""
     from imagecorruptions import corruption_dict  # slow: numba, cv2, skimage
 
     if corruption not in corruption_dict:
         raise ValueError(f"imagecorruptions has no corruption {corruption!r}")
-    rgb = construct(image, params.construction)
     if params.construction == "full_resolution" and min(rgb.size) < MIN_SIDE:
         raise ManipulationNotApplicable(
             f"{corruption} needs an image of at least {MIN_SIDE}x{MIN_SIDE} pixels, got "
@@ -229,6 +255,15 @@ def construct(image: Image.Image, construction: str) -> Image.Image:
     return imagenet_c_construction(rgb) if construction == "imagenet_c" else rgb
 
 
+def warm_up(corruption: str) -> None:
+    """Import the library (numba, OpenCV, scikit-image: seconds) and compile glass_blur's numba
+    kernel on a tiny image, so processes forked afterwards start ready."""
+    from imagecorruptions import corruption_dict
+
+    if corruption == "glass_blur":
+        corruption_dict[corruption](np.zeros((MIN_SIDE, MIN_SIDE, 3), np.uint8), 1, seed=0)
+
+
 def _make_entry(corruption: str) -> ManipulationFn:
     """Register ``imagenet_c_<corruption>`` as a module-level (hence picklable) function."""
     name = registry_name(corruption)
@@ -238,13 +273,20 @@ def _make_entry(corruption: str) -> ManipulationFn:
     ) -> Image.Image:
         return corrupt(image, corruption, params)
 
+    def after_construction(
+        image: Image.Image, params: CorruptionParams, rng: np.random.Generator
+    ) -> Image.Image:
+        return corrupt_constructed(image, corruption, params)
+
     label = corruption.replace("_", " ")
     kind = "extra corruption" if FAMILIES[corruption] == "extra" else FAMILIES[corruption]
     apply.__doc__ = f"ImageNet-C {label} ({kind}), severity 1-5 (imagecorruptions)."
     apply.__name__ = apply.__qualname__ = name
     apply.__module__ = __name__
     setattr(sys.modules[__name__], name, apply)
-    return register(name, CorruptionParams, uses_global_rng=True)(apply)
+    return register(name, CorruptionParams, uses_global_rng=True, construction=construction_of,
+                    after_construction=after_construction,
+                    warm_up=partial(warm_up, corruption))(apply)
 
 
 for _corruption in ALL_CORRUPTIONS:
@@ -256,7 +298,14 @@ CLEAN_FUNCTION = REGISTRY_PREFIX + "clean"
 RELEASED_FUNCTION = REGISTRY_PREFIX + "released"
 
 
-@register(CLEAN_FUNCTION, ConstructionParams)
+def _constructed_clean(
+    image: Image.Image, params: ConstructionParams, rng: np.random.Generator
+) -> Image.Image:
+    return image  # the construction is all there is
+
+
+@register(CLEAN_FUNCTION, ConstructionParams, construction=construction_of,
+          after_construction=_constructed_clean)
 def imagenet_c_clean(
     image: Image.Image, params: ConstructionParams, rng: np.random.Generator
 ) -> Image.Image:

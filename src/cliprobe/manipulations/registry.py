@@ -17,6 +17,14 @@ A manipulation that cannot apply to a particular image (too small for a corrupti
 for the text) says so by raising :class:`ManipulationNotApplicable`: the image is left out of
 the cell and counted as ``n_not_applicable``. Any other exception is a bug and fails the stage,
 naming the image and the manipulation: it never becomes a silently smaller ``n_images``.
+
+And one for speed: a manipulation that starts with a deterministic step shared by many cells
+(ImageNet-C's Resize 256 + CenterCrop 224) declares it with ``register(..., construction=...,
+after_construction=...)``: ``construction(params)`` names the step (a :class:`Construction`,
+or None for params that have none) and ``after_construction`` is the rest of the function. The
+embed runner then computes the constructed images once per dataset and reuses them in every
+cell (:mod:`cliprobe.embedding.constructed`); ``fn`` must equal ``after_construction`` applied
+to the constructed image, byte for byte.
 """
 
 from __future__ import annotations
@@ -75,6 +83,18 @@ class NoParams(BaseModel):
 
 
 @dataclass(frozen=True)
+class Construction:
+    """A deterministic first step of a manipulation, the same for every cell that uses it."""
+
+    #: names the step in cache keys (change it when the step's pixels change)
+    name: str
+    #: RGB image in, RGB image out
+    apply: Callable[[Image.Image], Image.Image]
+    #: (width, height) of every output, or None when it depends on the input
+    size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
 class Manipulation(Generic[P]):
     """A registered manipulation."""
 
@@ -86,13 +106,34 @@ class Manipulation(Generic[P]):
     uses_global_rng: bool = False
     #: True when the function takes a fourth argument, the :class:`ImageContext`.
     needs_context: bool = False
+    #: params -> the deterministic first step (see the module doc), or None
+    construction: Callable[[P], Construction | None] | None = None
+    #: the function without that first step (same arguments as ``apply``)
+    after_construction: Callable[..., Image.Image | Manipulated] | None = None
+    #: imports / compiles what the function needs, once per process: called before decode
+    #: workers fork, so a warm worker pays it once, not once per cell
+    warm_up: Callable[[], None] | None = None
+
+    def construction_for(self, params: P) -> Construction | None:
+        """The first step these params start with, when declared."""
+        return self.construction(params) if self.construction is not None else None
 
     def __call__(
-        self, image: Image.Image, params: P, rng: np.random.Generator, context: ImageContext
+        self, image: Image.Image, params: P, rng: np.random.Generator, context: ImageContext,
+        constructed: bool = False,
     ) -> Manipulated:
-        """Apply to one image, always returning :class:`Manipulated`."""
-        result = (self.apply(image, params, rng, context) if self.needs_context
-                  else self.apply(image, params, rng))
+        """Apply to one image, always returning :class:`Manipulated`.
+
+        ``constructed``: ``image`` already went through :meth:`construction_for` (the runner's
+        decode-once path), so only the rest of the function runs.
+        """
+        function = self.apply
+        if constructed:
+            if self.construction_for(params) is None or self.after_construction is None:
+                raise ValueError(f"manipulation {self.name!r} has no construction step")
+            function = self.after_construction
+        result = (function(image, params, rng, context) if self.needs_context
+                  else function(image, params, rng))
         return result if isinstance(result, Manipulated) else Manipulated(result)
 
 
@@ -105,8 +146,13 @@ def register(
     *,
     uses_global_rng: bool = False,
     needs_context: bool = False,
+    construction: Callable[[Any], Construction | None] | None = None,
+    after_construction: ManipulationFn | None = None,
+    warm_up: Callable[[], None] | None = None,
 ) -> Callable[[ManipulationFn], ManipulationFn]:
     """Decorator adding a function to the registry under ``name``."""
+    if (construction is None) != (after_construction is None):
+        raise ValueError("construction and after_construction go together")
 
     def decorate(function: ManipulationFn) -> ManipulationFn:
         if name in _REGISTRY:
@@ -119,6 +165,9 @@ def register(
             description=doc[0] if doc else "",
             uses_global_rng=uses_global_rng,
             needs_context=needs_context,
+            construction=construction,
+            after_construction=after_construction,
+            warm_up=warm_up,
         )
         return function
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from cliprobe import paths
-from cliprobe.config.schema import Params
 from cliprobe.manipulations.corruptions import (
     ALL_CORRUPTIONS,
     CLEAN_FUNCTION,
@@ -37,6 +36,10 @@ from cliprobe.metrics.summary import (
     is_random,
 )
 from cliprobe.seeding import derive_seed
+
+if TYPE_CHECKING:  # what the stage passes: the whole params or its own slice
+    from cliprobe.config.schema import Params
+    from cliprobe.config.stage_params import StageParams
 
 LOGGER = logging.getLogger(__name__)
 
@@ -239,7 +242,7 @@ def _interval(
 
 def corruption_report(
     group: list[CorruptionCell], clean: tuple[str, dict[str, Any]] | None,
-    per_image_errors: PerImageErrors, params: Params, seed_key: str,
+    per_image_errors: PerImageErrors, params: Params | StageParams, seed_key: str,
 ) -> dict[str, Any]:
     """CE / relative CE per corruption, mCE, relative mCE of one model × dataset × construction.
 
@@ -332,7 +335,7 @@ def corruption_report(
 
 def corruption_summaries(
     corrupted: list[CorruptionCell], cells_by_key: dict[tuple[str, str, str], dict[str, Any]],
-    errors: dict[tuple[str, str], PerImageErrors], params: Params,
+    errors: dict[tuple[str, str], PerImageErrors], params: Params | StageParams,
 ) -> dict[str, Any]:
     """``corruption_summary`` of summary.json: model -> dataset -> construction -> report.
 

@@ -19,19 +19,23 @@ The ImageNet-C tables (corruptions.csv, severity.csv, CE / mCE) are in
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from cliprobe import paths
-from cliprobe.config.schema import Params
 from cliprobe.datasets.manifest import has_classes
 from cliprobe.errors import DataError
 from cliprobe.metrics import paired
 from cliprobe.metrics import retrieval as rm
 from cliprobe.scores.captions import per_image_caption_values
 from cliprobe.seeding import derive_seed
+
+if TYPE_CHECKING:  # what the stage passes: the whole params or its own slice
+    from cliprobe.config.schema import Params
+    from cliprobe.config.stage_params import StageParams
 
 HEADLINE = "seed001_accuracy"
 
@@ -76,10 +80,11 @@ def is_binary(metric: str) -> bool:
             or IMAGE_TO_TEXT_METRIC.match(metric) is not None)
 
 
-def grid(params: Params) -> list[tuple[str, str, str]]:
+def grid(models: Iterable[str], datasets: Iterable[str],
+         manipulations: Iterable[str]) -> list[tuple[str, str, str]]:
     """(model, dataset, manipulation) of every cell, ``original`` first for each pair."""
-    manipulations = [paths.CLEAN, *params.manipulation]
-    return [(m, d, x) for m in params.model for d in params.dataset for x in manipulations]
+    names = [paths.CLEAN, *manipulations]
+    return [(m, d, x) for m in models for d in list(datasets) for x in names]
 
 
 def cell_key(cell: dict[str, Any]) -> tuple[str, str, str]:
@@ -134,7 +139,7 @@ def seed001_table(
     return table[[paths.CLEAN, *manipulations]].reset_index()
 
 
-def seed001_markdown(table: pd.DataFrame, params: Params, random: bool) -> str:
+def seed001_markdown(table: pd.DataFrame, params: Params | StageParams, random: bool) -> str:
     """seed001_table.csv as a Markdown table with the legend of the ``*``."""
     confidence = f"{params.stats.confidence:.0%}"
     retrieval = params.retrieval
@@ -240,7 +245,7 @@ def error_values(frame: pd.DataFrame) -> np.ndarray:
 
 
 def compare_cells(
-    base: pd.DataFrame, other: pd.DataFrame, metrics: list[str], params: Params,
+    base: pd.DataFrame, other: pd.DataFrame, metrics: list[str], params: Params | StageParams,
     base_key: str, other_key: str,
 ) -> list[dict[str, Any]]:
     """Paired comparison of two cells' per-image tables, one row per metric (other − base).

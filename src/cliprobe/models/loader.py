@@ -9,9 +9,10 @@ retries and a stack trace, and random weights are only ever used when asked for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,8 +272,67 @@ def resolve_checkpoint(name: str, config: ModelConfig) -> tuple[str | None, dict
     return downloaded, tag_cfg
 
 
+#: Models kept loaded by this process (a warm worker), with the RNG state right after loading.
+_KEPT: dict[tuple[str, str, str], tuple[LoadedModel, Any]] | None = None
+
+
+def keep_loaded_models() -> None:
+    """Make :func:`load_model` return the same model for the same name, config and device for
+    the rest of this process (what a warm worker does; stage processes load once anyway)."""
+    global _KEPT
+    if _KEPT is None:
+        _KEPT = {}
+
+
+@contextlib.contextmanager
+def skipped_parameter_init() -> Iterator[None]:
+    """Turn torch's parameter initialisers into no-ops (for a model whose every parameter a
+    strictly loaded checkpoint overwrites right after).
+
+    Random initialisation is most of the time it takes to build a large model; values drawn
+    with ``torch.randn`` directly and computed buffers (attention masks) are unaffected.
+    """
+    import torch
+
+    names = [name for name in dir(torch.nn.init)
+             if name.endswith("_") and not name.startswith("_")
+             and callable(getattr(torch.nn.init, name))]
+    saved = {name: getattr(torch.nn.init, name) for name in names}
+
+    def keep(tensor: Any, *_args: Any, **_kwargs: Any) -> Any:
+        return tensor
+
+    try:
+        for name in names:
+            setattr(torch.nn.init, name, keep)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.nn.init, name, function)
+
+
 def load_model(name: str, config: ModelConfig, device: str = "auto") -> LoadedModel:
-    """Create the model named ``name`` from its config, on ``device``, in eval mode."""
+    """Create the model named ``name`` from its config, on ``device``, in eval mode.
+
+    In a warm worker (:func:`keep_loaded_models`) the second call returns the first call's
+    model and restores the torch RNG state it left, so the process continues exactly as a
+    fresh stage process would after loading.
+    """
+    import torch
+
+    if _KEPT is None:
+        return _load_model(name, config, device)
+    key = (name, config.model_dump_json(), device)
+    if key in _KEPT:
+        loaded, rng_state = _KEPT[key]
+        torch.set_rng_state(rng_state)
+        return loaded
+    loaded = _load_model(name, config, device)
+    _KEPT[key] = (loaded, torch.get_rng_state())
+    return loaded
+
+
+def _load_model(name: str, config: ModelConfig, device: str) -> LoadedModel:
     import open_clip
     import torch
 
@@ -293,15 +353,19 @@ def load_model(name: str, config: ModelConfig, device: str = "auto") -> LoadedMo
     target_device = resolve_device(device)
     if config.is_random:
         torch.manual_seed(int(config.random_init_seed or 0))
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        model_name,
-        pretrained=checkpoint,
-        precision=config.precision,
-        device=target_device,
-        force_quick_gelu=quick_gelu,
-        weights_only=True,
-        **preprocess_kwargs,
-    )
+    # open_clip loads a checkpoint with strict=True: every parameter is overwritten, so the
+    # random initialisation before it is skipped (the model builds several times faster).
+    building = skipped_parameter_init() if checkpoint else contextlib.nullcontext()
+    with building:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            model_name,
+            pretrained=checkpoint,
+            precision=config.precision,
+            device=target_device,
+            force_quick_gelu=quick_gelu,
+            weights_only=True,
+            **preprocess_kwargs,
+        )
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
     embed_dim = int(open_clip.get_model_config(model_name)["embed_dim"])
@@ -320,6 +384,7 @@ def load_model(name: str, config: ModelConfig, device: str = "auto") -> LoadedMo
         "precision": config.precision,
         "quick_gelu": quick_gelu,
         "features": config.features,
+        **({"jpeg_draft": True} if config.jpeg_draft else {}),
     }
     return LoadedModel(
         name=name, config=config, model=model, preprocess=preprocess, tokenizer=tokenizer,

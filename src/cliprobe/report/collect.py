@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,13 +139,17 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
-def collect(params_file: Path = Path("params.yaml")) -> RunData:
-    """Read a finished run from the current directory."""
+def collect(params: Mapping[str, Any] | None = None) -> RunData:
+    """Read a finished run from the current directory; ``params`` are the settings shown
+    (the report stage's own params: seed, retrieval, stats, the grid; default: params.yaml
+    as it is)."""
+    if params is None:
+        params_file = Path("params.yaml")
+        params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
     cells = pd.read_csv(paths.METRICS / "cells.csv")
     comparisons = _read_csv(paths.METRICS / "comparisons.csv")
     extra = {file.name: pd.read_csv(file) for file in sorted(paths.METRICS.glob("*.csv"))
              if file.name not in KNOWN_TABLES}
-    params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
     files = _cell_files(cells)
     models: dict[str, Any] = {}
     for (model, _, manipulation), content in files.items():
@@ -161,7 +166,8 @@ def collect(params_file: Path = Path("params.yaml")) -> RunData:
     }
     families = {key: manipulation_family((content.get("cell") or {}).get("function"))
                 for key, content in files.items() if key[2] != paths.CLEAN}
-    return RunData(params=params, provenance=provenance, cells=cells, comparisons=comparisons,
+    return RunData(params=dict(params or {}), provenance=provenance, cells=cells,
+                   comparisons=comparisons,
                    extra_tables=extra, figures=group_figures(paths.PLOTS / "figures"),
                    families=families, severity=_read_csv(paths.PLOTS / "severity.csv"),
                    word_pairs=_read_csv(paths.PLOTS / "word_pairs.csv"),

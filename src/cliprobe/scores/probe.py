@@ -22,11 +22,6 @@ from cliprobe.config.schema import ProbeTrainConfig
 from cliprobe.errors import DataError
 from cliprobe.io.atomic import atomic_path
 from cliprobe.io.embeddings import EmbeddingTable
-from cliprobe.metrics.linear_probe import (
-    fit_linear_probe,
-    fit_literature_probe,
-    validation_split,
-)
 from cliprobe.scores.estimates import Estimator
 
 PROBE_FILE = "probe.npz"
@@ -37,6 +32,8 @@ def fit_and_save(
     estimate: Estimator,
 ) -> dict[str, Any]:
     """Fit the probe on the clean gallery, save it, and return its clean metrics (or why not)."""
+    from cliprobe.metrics.linear_probe import fit_linear_probe  # scikit-learn: seconds to import
+
     try:
         result = fit_linear_probe(gallery.vectors, gallery.labels.astype(str),
                                   test_fraction=test_fraction, seed=seed)
@@ -115,6 +112,9 @@ def fit_official_and_save(
     split, when the dataset has one; else a seeded stratified ``val_fraction`` of the train
     split is held out). Returns the record of what was done, or why it was skipped.
     """
+    # scikit-learn: seconds to import, so only where a probe is fitted
+    from cliprobe.metrics.linear_probe import fit_literature_probe, validation_split
+
     if settings is None or len(train) == 0:
         reason = (train.metadata.get("probe_train") if isinstance(
             train.metadata.get("probe_train"), str) else None) or (

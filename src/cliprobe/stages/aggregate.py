@@ -1,8 +1,9 @@
 """Stage aggregate: collect the grid's cell metrics into the summary, tables and plot data.
 
-Reads only the cells of the grid params.yaml selects (never globbing), so stale cells of other
-models or datasets on disk cannot leak into the summary. What each output holds is assembled by
-:mod:`cliprobe.metrics.summary` and :mod:`cliprobe.metrics.corruption_summary`:
+Reads only the cells of the grid params.yaml selects (the spec's ``grid``; never globbing), so
+stale cells of other models or datasets on disk cannot leak into the summary. What each output
+holds is assembled by :mod:`cliprobe.metrics.summary` and
+:mod:`cliprobe.metrics.corruption_summary`:
 
 - metrics/summary.json (for `dvc metrics show/diff`): model -> dataset -> manipulation ->
   metric; with corruption cells also ``corruption_summary`` -> model -> dataset ->
@@ -27,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from cliprobe import paths
-from cliprobe.config.loading import load_params
+from cliprobe.config.stage_params import load_stage_params
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import atomic_path, write_json, write_text
 from cliprobe.metrics import corruption_summary as cs
@@ -63,8 +64,9 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = parser(__doc__ or "").parse_args(argv)
-    params = load_params(args.params)
-    cells = load_cells(sm.grid(params))
+    params = load_stage_params("aggregate", args.params)
+    selected = params.grid
+    cells = load_cells(sm.grid(selected.model, selected.dataset, selected.manipulation))
     long = sm.long_table(cells)
     by_key = {sm.cell_key(c): c for c in cells}
     corrupted = [c for c in map(cs.corruption_cell, cells) if c is not None]
@@ -72,18 +74,18 @@ def main(argv: list[str] | None = None) -> None:
 
     comparison_rows: list[dict[str, Any]] = []
     errors: dict[tuple[str, str], cs.PerImageErrors] = {}
-    for model in params.model:
-        for dataset in params.dataset:
+    for model in selected.model:
+        for dataset in selected.dataset:
             base = read_per_image(model, dataset, paths.CLEAN)
             base_key = f"{model}/{dataset}/{paths.CLEAN}"
             pair_errors = errors.setdefault((model, dataset), {})
             needs_errors = any((model, dataset, name) in corrupted_keys
-                               for name in params.manipulation)
+                               for name in selected.manipulation)
             if needs_errors:
                 # CE's clean error: only where corruption cells need it (a caption dataset or a
                 # pooled-feature model has no zero-shot top-1)
                 pair_errors[paths.CLEAN] = (base["image_id"].to_numpy(), sm.error_values(base))
-            for manipulation in params.manipulation:
+            for manipulation in selected.manipulation:
                 frame = read_per_image(model, dataset, manipulation)
                 cell = by_key[(model, dataset, manipulation)]
                 metrics = list(cell["metrics"])
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(paths.METRICS / "summary.json", tree)
     write_csv(long, paths.METRICS / "cells.csv")
     write_csv(comparisons, paths.METRICS / "comparisons.csv")
-    table = sm.seed001_table(long, list(params.manipulation), sm.significant_cells(comparisons))
+    table = sm.seed001_table(long, list(selected.manipulation), sm.significant_cells(comparisons))
     write_csv(table, paths.METRICS / "seed001_table.csv")
     random = bool(long["random_weights"].any())
     write_text(paths.METRICS / "seed001_table.md", sm.seed001_markdown(table, params, random))

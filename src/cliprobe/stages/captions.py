@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from cliprobe import paths
+from cliprobe.config.stage_params import load_stage_params
 from cliprobe.datasets.captions import read_captions
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import atomic_path
 from cliprobe.io.caption_embeddings import write_caption_embeddings
 from cliprobe.provenance import package_versions
-from cliprobe.stages._common import load_cell_params, parser, setup_logging
+from cliprobe.stages._common import parser, setup_logging
 
 
 def _write(output: Any, captions: Any, vectors: np.ndarray, metadata: dict[str, Any]) -> None:
@@ -34,7 +35,8 @@ def _write(output: Any, captions: Any, vectors: np.ndarray, metadata: dict[str, 
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = parser(__doc__ or "", "model", "dataset").parse_args(argv)
-    params = load_cell_params(args.params, model=args.model, dataset=args.dataset)
+    params = load_stage_params("captions", args.params, model=args.model,
+                               dataset=args.dataset)
     source = paths.captions_path(args.dataset)
     if not source.is_file():
         raise DataError(f"dataset '{args.dataset}' has no caption table at {source}: run "

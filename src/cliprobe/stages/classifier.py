@@ -25,6 +25,7 @@ import numpy as np
 
 from cliprobe import paths
 from cliprobe.config.schema import Params
+from cliprobe.config.stage_params import StageParams, load_stage_params
 from cliprobe.datasets.manifest import class_vocabulary, has_classes, read_manifest
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import atomic_path
@@ -33,7 +34,7 @@ from cliprobe.metrics.zeroshot import build_classifier, encode_text_fn, model_lo
 from cliprobe.models import load_model
 from cliprobe.prompts import resolve_class_prompts
 from cliprobe.provenance import package_versions
-from cliprobe.stages._common import load_cell_params, parser, setup_logging
+from cliprobe.stages._common import parser, setup_logging
 
 
 def dataset_classes(present: list[str], info: dict[str, Any], which: str) -> list[str]:
@@ -44,7 +45,8 @@ def dataset_classes(present: list[str], info: dict[str, Any], which: str) -> lis
     return sorted(present)
 
 
-def classifier_classes(dataset_classes: list[str], words: list[str], params: Params) -> list[str]:
+def classifier_classes(dataset_classes: list[str], words: list[str],
+                       params: Params | StageParams) -> list[str]:
     """Dataset classes (as given: sorted labels, or a caption dataset's vocabulary), then new
     written words (sorted), then extra classes."""
     classes = list(dict.fromkeys(dataset_classes))
@@ -61,7 +63,8 @@ def classifier_classes(dataset_classes: list[str], words: list[str], params: Par
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = parser(__doc__ or "", "model", "dataset").parse_args(argv)
-    params = load_cell_params(args.params, model=args.model, dataset=args.dataset)
+    params = load_stage_params("classifier", args.params, model=args.model,
+                               dataset=args.dataset)
     manifest_file = paths.manifest_path(args.dataset)
     if not manifest_file.is_file():
         raise DataError(f"dataset '{args.dataset}' has no manifest at {manifest_file}: run "
@@ -77,12 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     dataset_labels = (present if vocabulary
                       else dataset_classes(present, info, params.zeroshot.classes))
     classes = classifier_classes(dataset_labels, words, params)
-    dataset_config = params.dataset[args.dataset]
     prompts = resolve_class_prompts(
         params.prompts, classes, dataset_labels,
         [str(x) for x in info.get("class_order") or dataset_labels],
-        dataset_prompts=dataset_config.prompts, class_names=params.zeroshot.class_names,
-        descriptions_csv=dataset_config.descriptions_csv)
+        dataset_prompts=params.dataset_prompts, class_names=params.zeroshot.class_names,
+        descriptions_csv=params.descriptions_csv)
     loaded = load_model(args.model, params.model[args.model], params.embed.device)
     encode = encode_text_fn(loaded)
     weights = build_classifier(classes, prompts.texts, encode)

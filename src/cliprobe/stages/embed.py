@@ -18,22 +18,25 @@ import pandas as pd
 
 from cliprobe import paths
 from cliprobe.config.loading import manipulation_params
+from cliprobe.config.stage_params import StageParams, load_stage_params
 from cliprobe.datasets.manifest import class_vocabulary, has_classes, read_manifest
 from cliprobe.embedding.encoder import make_image_encoder, output_dim
 from cliprobe.embedding.reader import manipulation_step
 from cliprobe.embedding.runner import default_workers, embed_manifest
-from cliprobe.errors import DataError, exit_on_user_error
+from cliprobe.errors import ConfigError, DataError, exit_on_user_error
 from cliprobe.io.atomic import remove_stale_temporaries
 from cliprobe.io.embeddings import write_empty_embeddings
 from cliprobe.manipulations import get as get_manipulation
+from cliprobe.manipulations.corruptions import RESIZE_SHORT_SIDE
 from cliprobe.models import load_model
+from cliprobe.models.hardware import bf16_hint
 from cliprobe.provenance import package_versions
-from cliprobe.stages._common import load_cell_params, parser, setup_logging
+from cliprobe.stages._common import parser, setup_logging
 
 log = logging.getLogger("cliprobe.embed")
 
 
-def cell_spec(params, manipulation: str) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+def cell_spec(params: StageParams, manipulation: str) -> tuple[str, dict]:
     """Registry function name and params of a cell (``original`` is the identity)."""
     if manipulation == paths.CLEAN:
         return "identity", {}
@@ -41,12 +44,22 @@ def cell_spec(params, manipulation: str) -> tuple[str, dict]:  # type: ignore[no
     return entry.function, entry.params
 
 
+def jpeg_draft_side(model: Any) -> int:
+    """The smallest side a draft-decoded JPEG may have: the model's input size, and never
+    below ImageNet-C's 256 px resize."""
+    size = getattr(getattr(model, "visual", None), "image_size", 224)
+    side = max(size) if isinstance(size, (tuple, list)) else int(size)
+    return max(side, RESIZE_SHORT_SIDE)
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = parser(__doc__ or "", "model", "dataset", "manipulation").parse_args(argv)
-    params = load_cell_params(args.params, model=args.model, dataset=args.dataset,
-                              manipulation=args.manipulation)
+    manipulated = args.manipulation != paths.CLEAN
+    params = load_stage_params("manipulate" if manipulated else "embed", args.params,
+                               model=args.model, dataset=args.dataset,
+                               manipulation=args.manipulation)
     function, raw_params = cell_spec(params, args.manipulation)
     manipulation = get_manipulation(function)
     manip_params = manipulation_params(args.manipulation, function, raw_params)
@@ -60,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     manifest, manifest_info = read_manifest(manifest_file)
     class_names = class_vocabulary(manifest, manifest_info)
     loaded = load_model(args.model, params.model[args.model], params.embed.device)
+    hint = bf16_hint(args.model, loaded.config.precision, loaded.device)
+    if hint:
+        log.info(hint)
     workers = params.embed.num_workers
     num_workers = default_workers(loaded.device) if workers == "auto" else int(workers)
 
@@ -71,20 +87,28 @@ def main(argv: list[str] | None = None) -> None:
         "manipulation": args.manipulation,
         "function": function,
         "params": manip_params.model_dump(),
-        "seed": params.seed,
+        # the clean images use no randomness: their file does not depend on the seed
+        **({"seed": params.seed} if manipulated else {}),
         "versions": package_versions(),
     }
     if not has_classes(manifest["label"]):  # a caption dataset: what typographic writes from
         metadata["words"] = class_names
+    draft = jpeg_draft_side(loaded.model) if loaded.config.jpeg_draft else None
+    if manipulation.warm_up is not None:
+        manipulation.warm_up()  # once per process (a warm worker), not per decode worker
+    # ImageNet-C's Resize + CenterCrop: decoded once per dataset, shared by every cell
+    construction = (manipulation.construction_for(manip_params)
+                    if params.embed.decode_once else None)
     encode = make_image_encoder(loaded.model, loaded.device, loaded.config.precision,
                                 loaded.config.features, loaded.config.feature_params)
     dim = (loaded.embed_dim if loaded.config.features == "global"
            else output_dim(encode, loaded.preprocess))
+
     def run(rows: pd.DataFrame, out: Path, meta: dict[str, Any], name: str) -> None:
         common = dict(
             image_root=paths.raw_dir(args.dataset),
             transform=manipulation_step(manipulation, manip_params, args.manipulation,
-                                        params.seed),
+                                        params.seed if manipulated else 0),
             preprocess=loaded.preprocess,
             embed_dim=dim,
             output=out,
@@ -96,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
             class_names=class_names,
         )
         if params.embed.backend == "ray":
+            if draft:
+                raise ConfigError(f"model.{args.model}.jpeg_draft is not supported by the ray "
+                                  "backend: turn one of them off")
             # Same chunks, same file: the Ray backend only changes where the work runs.
             from cliprobe.embedding.ray_backend import embed_manifest_ray, encoder_from_model
 
@@ -110,7 +137,10 @@ def main(argv: list[str] | None = None) -> None:
             )
         else:
             report = embed_manifest(rows, encode=encode, num_workers=num_workers,
-                                    pin_memory=loaded.device == "cuda", **common)
+                                    pin_memory=loaded.device == "cuda",
+                                    construction=construction,
+                                    construction_cache=paths.constructed_cache(args.dataset),
+                                    draft=draft, **common)
         where = ("ray" if params.embed.backend == "ray"
                  else f"local, {num_workers} decode workers")
         for entry in report.skipped:

@@ -18,19 +18,20 @@ import sys
 import pandas as pd
 
 from cliprobe import paths
+from cliprobe.config.stage_params import load_stage_params
 from cliprobe.datasets.captions import captions_table, write_captions
 from cliprobe.datasets.content import DigestCache
 from cliprobe.datasets.manifest import REQUIRED_COLUMNS, build_manifest, write_manifest
 from cliprobe.datasets.sources import attach_extras, materialise, materialise_train_split
 from cliprobe.datasets.subsample import subsample
 from cliprobe.errors import DataError, exit_on_user_error
-from cliprobe.stages._common import load_cell_params, parser
+from cliprobe.stages._common import parser
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__ or "", "dataset").parse_args(argv)
-    params = load_cell_params(args.params, dataset=args.dataset)
+    params = load_stage_params("fetch", args.params, dataset=args.dataset)
     config = params.dataset[args.dataset]
     target = paths.raw_dir(args.dataset)
     staging = target.with_name(f".{target.name}.staging")

@@ -44,8 +44,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from cliprobe import paths
-from cliprobe.config.loading import load_params, manipulation_params
-from cliprobe.config.schema import Params
+from cliprobe.config.loading import manipulation_params
+from cliprobe.config.stage_params import StageParams, load_stage_params
 from cliprobe.datasets.manifest import class_vocabulary, read_manifest
 from cliprobe.embedding.reader import image_contexts, manipulation_step
 from cliprobe.errors import exit_on_user_error
@@ -72,20 +72,20 @@ def save(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
-def change_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
+def change_figures(params: StageParams, cells: pd.DataFrame, folder: Path) -> int:
     """``change_<model>_<dataset>.png`` for every pair with a manipulated cell: the PNG twin
     of the report's change chart (same columns: :func:`cliprobe.metrics.changes.
     change_columns`)."""
     comparisons_file = paths.METRICS / "comparisons.csv"
     comparisons = pd.read_csv(comparisons_file) if comparisons_file.is_file() else None
     table = change_table(cells, comparisons)
-    columns = change_columns(list(params.manipulation), {
+    columns = change_columns(list(params.grid.manipulation), {
         name for name, entry in params.manipulation.items()
         if entry.function.startswith(REGISTRY_PREFIX)})
     written = 0
-    for model in params.model:
+    for model in params.grid.model:
         random = bool(cells.loc[cells["model"] == model, "random_weights"].any())
-        for dataset in params.dataset:
+        for dataset in params.grid.dataset:
             rows = table[(table["model"] == model) & (table["dataset"] == dataset)]
             figure = change_figure(rows, columns, f"{model} on {dataset}", random)
             if figure is not None:
@@ -133,11 +133,12 @@ def corruption_figures(models: Iterable[str], cells: pd.DataFrame, folder: Path)
     return written
 
 
-def gallery_figures(params: Params, order: list[str], cells: pd.DataFrame, folder: Path) -> int:
+def gallery_figures(params: StageParams, order: list[str], cells: pd.DataFrame,
+                    folder: Path) -> int:
     """Draw one gallery of the most-fooled images per non-original cell; their count."""
     random_models = set(cells.loc[cells["random_weights"].astype(bool), "model"])
     written = 0
-    for dataset in params.dataset:
+    for dataset in params.grid.dataset:
         manifest_file = paths.manifest_path(dataset)
         if not manifest_file.is_file():
             continue
@@ -147,7 +148,7 @@ def gallery_figures(params: Params, order: list[str], cells: pd.DataFrame, folde
         context_of = {c.image_id: c for c in image_contexts(
             manifest, class_vocabulary(manifest, manifest_info))}
         real_words = "word_label" in manifest and manifest["word_label"].notna().any()
-        for model in params.model:
+        for model in params.grid.model:
             clean_dir = paths.cell_dir(model, dataset, paths.CLEAN)
             if not (clean_dir / "probabilities.parquet").is_file():
                 continue
@@ -223,7 +224,7 @@ def typographic_photo_gallery(model: str, dataset: str, manifest: pd.DataFrame,
     return 1
 
 
-def word_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
+def word_figures(params: StageParams, cells: pd.DataFrame, folder: Path) -> int:
     """Per cell with written words: the object x word matrix and the proximity figure."""
     pairs_file, proximity_file = paths.PLOTS / "word_pairs.csv", paths.METRICS / "proximity.csv"
     if not pairs_file.is_file():
@@ -237,7 +238,7 @@ def word_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
     written = 0
     for (model, dataset, cell), group in pairs.groupby(["model", "dataset", "manipulation"],
                                                        sort=False):
-        if model not in params.model or dataset not in params.dataset:
+        if model not in params.grid.model or dataset not in params.grid.dataset:
             continue
         random = model in random_models
         name = f"{model}_{dataset}_{cell}"
@@ -256,12 +257,12 @@ def word_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
     return written
 
 
-def saliency_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
+def saliency_figures(params: StageParams, cells: pd.DataFrame, folder: Path) -> int:
     """One figure per saliency cell and method (cells listed in ``saliency.cells``)."""
     random_models = set(cells.loc[cells["random_weights"].astype(bool), "model"])
     written = 0
-    for model in params.model:
-        for dataset in params.dataset:
+    for model in params.grid.model:
+        for dataset in params.grid.dataset:
             for name in params.saliency.cells:
                 where = paths.saliency_dir(model, dataset, name)
                 if not (where / "maps.npz").is_file():
@@ -284,19 +285,20 @@ def saliency_figures(params: Params, cells: pd.DataFrame, folder: Path) -> int:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__ or "").parse_args(argv)
-    params = load_params(args.params)
-    order = [paths.CLEAN, *(name for name, entry in params.manipulation.items()
-                            if not entry.function.startswith(REGISTRY_PREFIX))]
+    params = load_stage_params("plot", args.params)
+    order = [paths.CLEAN, *(name for name in params.grid.manipulation  # the grid's order
+                            if not params.manipulation[name].function.startswith(
+                                REGISTRY_PREFIX))]
     cells = pd.read_csv(paths.METRICS / "cells.csv")
     per_class = pd.read_csv(paths.PLOTS / "per_class.csv", dtype={"class": str})
     staging = FIGURES.with_name(".figures.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     written = 0
-    for model in params.model:
+    for model in params.grid.model:
         model_cells = cells[cells["model"] == model]
         random = bool(model_cells["random_weights"].any())
-        for dataset in params.dataset:
+        for dataset in params.grid.dataset:
             rows = per_class[(per_class["model"] == model) & (per_class["dataset"] == dataset)]
             if rows.empty:  # images without classes (a caption dataset): no per-class figure
                 continue
@@ -311,12 +313,12 @@ def main(argv: list[str] | None = None) -> None:
             if head.empty:
                 continue
             matrix = head.pivot(index="dataset", columns="manipulation", values="value")
-            matrices[metric] = matrix.reindex(index=list(params.dataset), columns=order)
+            matrices[metric] = matrix.reindex(index=list(params.grid.dataset), columns=order)
         save(seed001.heatmaps(matrices, f"{model}: headline metrics", random),
              staging / f"heatmap_{model}.png")
         written += 1
     written += change_figures(params, cells, staging)
-    written += corruption_figures(params.model, cells, staging)
+    written += corruption_figures(params.grid.model, cells, staging)
     written += gallery_figures(params, order, cells, staging)
     written += word_figures(params, cells, staging)
     written += saliency_figures(params, cells, staging)

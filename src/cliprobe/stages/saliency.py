@@ -30,6 +30,7 @@ import pandas as pd
 
 from cliprobe import paths
 from cliprobe.config.loading import manipulation_params
+from cliprobe.config.stage_params import load_stage_params
 from cliprobe.datasets.manifest import class_vocabulary, read_manifest
 from cliprobe.embedding.reader import image_contexts, manipulation_step
 from cliprobe.errors import exit_on_user_error
@@ -49,7 +50,7 @@ from cliprobe.saliency.selection import choose_subjects
 from cliprobe.saliency.summary import MASS_COLUMNS, mass_summary
 from cliprobe.saliency.towers import gradcam_layer
 from cliprobe.scores.estimates import Estimator
-from cliprobe.stages._common import load_cell_params, parser, setup_logging
+from cliprobe.stages._common import parser, setup_logging
 
 log = logging.getLogger("cliprobe.saliency")
 
@@ -58,8 +59,8 @@ log = logging.getLogger("cliprobe.saliency")
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = parser(__doc__ or "", "model", "dataset", "manipulation").parse_args(argv)
-    params = load_cell_params(args.params, model=args.model, dataset=args.dataset,
-                              manipulation=args.manipulation)
+    params = load_stage_params("saliency", args.params, model=args.model, dataset=args.dataset,
+                               manipulation=args.manipulation)
     settings = params.saliency
     cell = args.manipulation
     cell_key = f"{args.model}/{args.dataset}/{cell}"

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cliprobe import paths
+from cliprobe.config.stage_params import StageParams, effective_retrieval, load_stage_params
 from cliprobe.datasets.manifest import has_classes, read_manifest
 from cliprobe.errors import DataError, exit_on_user_error
 from cliprobe.io.atomic import atomic_path, write_json
@@ -36,7 +37,7 @@ from cliprobe.scores.captions import caption_scores
 from cliprobe.scores.estimates import Estimator
 from cliprobe.scores.retrieval import align, retrieval_scores, revisited_scores
 from cliprobe.scores.zeroshot import word_search_scores, zeroshot_scores
-from cliprobe.stages._common import load_cell_params, parser
+from cliprobe.stages._common import parser
 
 #: What the cell records about its classifier: which prompts and class names, which classes,
 #: and the logit scale / bias its probabilities use.
@@ -44,7 +45,7 @@ ZEROSHOT_RECORD = ("prompts", "prompt_kind", "dataset_prompts", "templates_from"
                    "class_names", "class_names_from", "renamed_classes", "classes",
                    "n_dataset_classes", "n_present_classes", "logit_scale", "logit_bias")
 PROVENANCE_KEYS = ("model", "arch", "pretrained", "weights", "random_weights", "precision",
-                   "quick_gelu", "features", "seed")
+                   "quick_gelu", "features")
 
 
 def write_probabilities(path: Path, image_ids: list[str], probabilities: np.ndarray,
@@ -58,7 +59,7 @@ def write_probabilities(path: Path, image_ids: list[str], probabilities: np.ndar
         pq.write_table(table, tmp)
 
 
-def remote_cell(params: Any, model: str, queries: Any, rows: np.ndarray,
+def remote_cell(params: StageParams, model: str, queries: Any, rows: np.ndarray,
                 clean_vectors: np.ndarray, estimate: Estimator) -> tuple[dict, dict]:
     """Seed 001's score against the remote kNN service (loads the model to embed results)."""
     from cliprobe.embedding.encoder import make_image_encoder
@@ -112,9 +113,10 @@ def skip_counts(gallery_metadata: dict[str, Any], query_metadata: dict[str, Any]
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parser(__doc__ or "", "model", "dataset", "manipulation").parse_args(argv)
-    params = load_cell_params(args.params, model=args.model, dataset=args.dataset,
-                              manipulation=args.manipulation)
     is_original = args.manipulation == paths.CLEAN
+    params = load_stage_params("score_original" if is_original else "score", args.params,
+                               model=args.model, dataset=args.dataset,
+                               manipulation=args.manipulation)
     gallery = read_embeddings(paths.embeddings_path(args.model, args.dataset, paths.CLEAN))
     queries = (gallery if is_original
                else read_embeddings(paths.embeddings_path(args.model, args.dataset,
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             read_embeddings(paths.embeddings_path(args.model, args.dataset, paths.TRAIN_SPLIT)),
             dict(zip(train_manifest["image_id"].astype(str),
                      train_manifest["split"].astype(str), strict=True)),
-            gallery, params.dataset[args.dataset].probe_train, official_file, estimate)
+            gallery, params.probe_train, official_file, estimate)
         if "test" in official_info:
             metrics["probe_official_accuracy"] = official_info["test"]
     else:
@@ -210,11 +212,12 @@ def main(argv: list[str] | None = None) -> None:
         "cell": {"model": args.model, "dataset": args.dataset, "manipulation": args.manipulation,
                  "function": meta.get("function"), "params": meta.get("params")},
         "provenance": {**{key: meta.get(key) for key in PROVENANCE_KEYS},
-                       "versions": package_versions()},
+                       "jpeg_draft": bool(meta.get("jpeg_draft", False)),
+                       "seed": params.seed, "versions": package_versions()},
         "n_images": len(per_image),
         **skip_counts(gallery.metadata, meta, len(per_image)),
         "retrieval": {"gallery": "clean gallery of the dataset", "gallery_size": len(gallery),
-                      **retrieval_facts, "settings": params.retrieval.model_dump()},
+                      **retrieval_facts, "settings": effective_retrieval(params.retrieval)},
         "zeroshot": zeroshot_info,
         **({"captions": captions_info} if captions_info else {}),
         "probe": probe_info,

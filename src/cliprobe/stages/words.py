@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from cliprobe import paths
-from cliprobe.config.loading import load_params
+from cliprobe.config.stage_params import load_stage_params
 from cliprobe.datasets.manifest import read_manifest
 from cliprobe.errors import exit_on_user_error
 from cliprobe.io.atomic import atomic_path
@@ -94,8 +94,8 @@ def _none_if_nan(value: Any) -> Any:
 def saliency_rows(params: Any) -> list[dict[str, Any]]:
     """The word-box mass summary of every saliency cell of the grid, long format."""
     rows = []
-    for model in params.model:
-        for dataset in params.dataset:
+    for model in params.grid.model:
+        for dataset in params.grid.dataset:
             for cell in params.saliency.cells:
                 file = paths.saliency_dir(model, dataset, cell) / "saliency.json"
                 if not file.is_file():
@@ -119,18 +119,18 @@ def saliency_rows(params: Any) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     args = parser(__doc__ or "").parse_args(argv)
-    params = load_params(args.params)
+    params = load_stage_params("words", args.params)
     wordnet = WordnetMeasures(params.proximity.wordnet)
     pair_tables, proximity_rows = [], []
-    for model in params.model:
-        for dataset in params.dataset:
+    for model in params.grid.model:
+        for dataset in params.grid.dataset:
             manifest_file = paths.manifest_path(dataset)
             classifier_file = paths.classifier_path(model, dataset)
             if not (manifest_file.is_file() and classifier_file.is_file()):
                 continue
             manifest, _ = read_manifest(manifest_file)
             classifier = read_classifier(classifier_file)
-            for cell in [paths.CLEAN, *params.manipulation]:
+            for cell in [paths.CLEAN, *params.grid.manipulation]:
                 per_image_file = paths.cell_dir(model, dataset, cell) / "per_image.parquet"
                 if not per_image_file.is_file():
                     continue
