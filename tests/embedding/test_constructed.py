@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from bad_inputs import write_photos
 from cliprobe.datasets.manifest import build_manifest
 from cliprobe.embedding import constructed, reader
 from cliprobe.embedding.encoder import make_image_encoder
+from cliprobe.embedding.reader import ManipulationFailed
 from cliprobe.embedding.runner import embed_manifest
 from cliprobe.manipulations import get
 from cliprobe.manipulations.corruptions import CorruptionParams, corrupt, registry_name
+from cliprobe.manipulations.registry import Construction
 
 CELLS = [("fog", 3), ("contrast", 2), ("jpeg_compression", 5), ("impulse_noise", 4)]
 
@@ -123,6 +126,32 @@ def test_draft_decoding_gets_its_own_cache(images: tuple[Path, pd.DataFrame]) ->
     assert constructed.cache_key(manifest, root, step) == exact
 
 
+def test_the_key_follows_the_manifests_digests(images: tuple[Path, pd.DataFrame]) -> None:
+    root, manifest = images
+    step = get(registry_name("fog")).construction_for(CorruptionParams(severity=3))
+    assert step is not None
+    digests = manifest.assign(sha256=[f"{i:064x}" for i in range(len(manifest))])
+    key = constructed.cache_key(digests, root, step)
+    photo = root / manifest["path"].iloc[0]
+    os.utime(photo, (1, 1))  # touched, same bytes: the fetch stage's digest has not changed
+    assert constructed.cache_key(digests, root, step) == key
+    other = digests.assign(sha256=["f" * 64, *digests["sha256"].iloc[1:]])
+    assert constructed.cache_key(other, root, step) != key
+
+
+def test_a_construction_failing_on_a_valid_image_stops_the_stage(
+        images: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    root, manifest = images
+
+    def broken(image: Image.Image) -> Image.Image:
+        raise RuntimeError("a bug in the construction")
+
+    step = Construction("broken-v1", broken, size=(8, 8))
+    with pytest.raises(ManipulationFailed, match=r"broken-v1 failed on .*a bug in the constr"):
+        constructed.constructed_images(manifest, root, step, tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("*.npy"))  # nothing half-built is kept
+
+
 def test_query_boxes_are_cut_before_the_construction_and_key_the_cache(
         images: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
     """Revisited Oxford / Paris queries are cut to their box before anything else, in a cell;
@@ -131,9 +160,7 @@ def test_query_boxes_are_cut_before_the_construction_and_key_the_cache(
     from cliprobe.manipulations.corruptions import CLEAN_FUNCTION, ConstructionParams
 
     root, manifest = images
-    boxed = manifest.assign(query_box=[json_box if i == 0 else None
-                                       for i, json_box in enumerate(["[3, 4, 60, 50]"] *
-                                                                    len(manifest))])
+    boxed = manifest.assign(query_box=["[3, 4, 60, 50]", *[None] * (len(manifest) - 1)])
     clean = get(CLEAN_FUNCTION)
     params = ConstructionParams()
     step = clean.construction_for(params)  # imagenet_c_clean decodes once too
