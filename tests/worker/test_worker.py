@@ -84,10 +84,24 @@ def _digests(project: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Every cell stage run in its own process (workers off): the bytes to match."""
+    """Every cell stage run as its own process runs it (run_stage: what `python -m
+    cliprobe.stages` does without a worker), in this process to spare a torch import per
+    stage: the bytes to match."""
+    from cliprobe.stages import run_stage
+
     project = _project(tmp_path_factory.mktemp("reference") / "project")
-    for stage, args in [*CELL_STAGES, ZOOM]:
-        assert _stage(project, stage, args, CLIPROBE_WORKER="0")[0] == "process"
+    previous, offline = Path.cwd(), os.environ.get("CLIPROBE_OFFLINE")
+    os.chdir(project)  # stages read and write relative to the project
+    os.environ["CLIPROBE_OFFLINE"] = "1"
+    try:
+        for stage, args in [*CELL_STAGES, ZOOM]:
+            assert run_stage(stage, ["--params", _spec(stage, args), *CELL, *args]) == 0
+    finally:
+        os.chdir(previous)
+        if offline is None:
+            os.environ.pop("CLIPROBE_OFFLINE", None)
+        else:
+            os.environ["CLIPROBE_OFFLINE"] = offline
     return _digests(project)
 
 
