@@ -45,8 +45,11 @@ def test_the_hint_names_the_hardware_and_the_override(tmp_path: Path) -> None:
     assert "-S model.ViT-B-32.precision=bf16" in hint
     assert bf16_hint("ViT-B-32", "bf16", "cpu", cpuinfo) is None  # already used
     assert bf16_hint("ViT-B-32", "fp32", "cuda", cpuinfo) is None
+    assert "several times faster" in hint
     cpuinfo.write_text(FLAGS.format(extra="avx512_bf16"))
     assert cpu_bf16(cpuinfo) == "AVX512-BF16"
+    hint = bf16_hint("ViT-B-32", "fp32", "cpu", cpuinfo)  # measured 0.6-1.7x on AMD EPYC
+    assert hint is not None and "several times" not in hint and "precision.py" in hint
     cpuinfo.write_text(FLAGS.format(extra=""))
     assert bf16_hint("ViT-B-32", "fp32", "cpu", cpuinfo) is None
     assert cpu_bf16(tmp_path / "missing") is None

@@ -32,6 +32,10 @@ def bf16_hint(model: str, precision: str, device: str, cpuinfo: Path = CPUINFO) 
     hardware = cpu_bf16(cpuinfo)
     if device != "cpu" or precision != "fp32" or hardware is None:
         return None
+    # AMX's bf16 tiles gave ~5x (issue 15); AVX512-BF16 alone gave 0.6-1.7x on a shared
+    # AMD EPYC: promise speed only where it was measured, and say how to measure it elsewhere
+    speed = ("several times faster" if hardware == "AMX-BF16"
+             else "possibly faster (measure it: benchmarks/precision.py)")
     return (f"this CPU has {hardware}: `-S model.{model}.precision=bf16` runs the model's "
-            "weights in bf16, several times faster, with embeddings within cosine 0.999 of "
-            "fp32 (README \"Precision\"; measure with benchmarks/precision.py)")
+            f"weights in bf16, {speed}, with embeddings within cosine 0.999 of fp32 "
+            "(README \"Precision\")")
