@@ -133,26 +133,51 @@ def test_a_warm_worker_writes_the_same_bytes(reference: dict[str, str], tmp_path
     assert digests == {k: v for k, v in reference.items() if "zoom_full" not in k}
 
 
-def test_a_stale_socket_or_a_busy_worker_never_blocks_a_stage(
+def test_a_worker_that_cannot_help_never_blocks_a_stage(
         reference: dict[str, str], tmp_path: Path, workers: Path) -> None:
+    """Slow to start, killed (stale socket), busy with another run, mute, or in a folder others
+    could write to: every stage still runs, in its own process when it must, with the same
+    bytes. (One project for all the cases: each costs a worker start or a torch import.)"""
     project = _project(tmp_path / "project")
     env = {identity.DIR_ENV: str(workers)}
-    assert _stage(project, "embed", ["--manipulation", "original"], **env)[0] == "worker"
+    # a worker that does not start in time
+    where, stderr = _stage(project, "embed", ["--manipulation", "original"], **env,
+                           CLIPROBE_WORKER_START_TIMEOUT="0")
+    assert where == "process" and "did not start in time" in stderr
+    # a worker killed between stages leaves its socket and pid file: the next stage replaces it
+    assert _stage(project, "embed", ["--manipulation", "grey"], **env)[0] == "worker"
     (pid,) = _worker_pids(workers)
-    os.kill(pid, signal.SIGKILL)  # leaves its socket and pid file behind
+    os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
     assert list(workers.glob("*.sock"))
-    assert _stage(project, "embed", ["--manipulation", "grey"], **env)[0] == "worker"
-    assert _worker_pids(workers) != [pid]
+    assert _stage(project, "embed", ["--manipulation", "fog"], **env)[0] == "worker"
+    (pid,) = _worker_pids(workers)
     # another DVC run holds the worker: this stage runs in its own process, at the same time
     (lock_file,) = workers.glob("*.lock")
     with open(lock_file) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        assert _stage(project, "embed", ["--manipulation", "fog"], **env)[0] == "process"
+        assert _stage(project, "classifier", [], **env)[0] == "process"
+    # a worker that does not answer (stopped): the stage does not wait for it forever
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        where, stderr = _stage(project, "captions", [], **env, CLIPROBE_WORKER_ACK_TIMEOUT="2")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert where == "process" and "did not take the stage" in stderr
+    # a folder others could write to is never used
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    where, _ = _stage(project, "score", ["--manipulation", "original"],
+                      **{identity.DIR_ENV: str(shared)})
+    assert where == "process" and not list(shared.iterdir())
     digests = _digests(project)
-    for name in ("original", "grey", "fog"):
-        key = f"data/embeddings/smoke/sample/{name}.parquet"
-        assert digests[key] == reference[key]
+    for key in ("data/embeddings/smoke/sample/original.parquet",
+                "data/embeddings/smoke/sample/grey.parquet",
+                "data/embeddings/smoke/sample/fog.parquet",
+                "data/classifiers/smoke/sample.parquet", "data/captions/smoke/sample.parquet",
+                "data/cells/smoke/sample/original/metrics.json"):
+        assert digests[key] == reference[key], key
 
 
 def test_a_worker_killed_mid_stage_hands_the_stage_back(
@@ -189,36 +214,6 @@ def test_a_stage_killed_mid_stage_stops_its_worker(tmp_path: Path, workers: Path
         time.sleep(0.1)
     assert _worker_pids(workers) == []
     assert not (project / "data/embeddings/smoke/sample/zoom_full.parquet").exists()
-
-
-def test_no_worker_when_it_cannot_start_or_answer(reference: dict[str, str], tmp_path: Path,
-                                                  workers: Path) -> None:
-    project = _project(tmp_path / "project")
-    env = {identity.DIR_ENV: str(workers)}
-    # a worker that does not start in time
-    where, stderr = _stage(project, "embed", ["--manipulation", "original"], **env,
-                           CLIPROBE_WORKER_START_TIMEOUT="0")
-    assert where == "process" and "did not start in time" in stderr
-    # a worker that does not answer (stopped): the stage does not wait for it forever
-    assert _stage(project, "embed", ["--manipulation", "grey"], **env)[0] == "worker"
-    (pid,) = _worker_pids(workers)
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        where, stderr = _stage(project, "embed", ["--manipulation", "fog"], **env,
-                               CLIPROBE_WORKER_ACK_TIMEOUT="2")
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    assert where == "process" and "did not take the stage" in stderr
-    # a folder others could write to is never used
-    shared = tmp_path / "shared"
-    shared.mkdir(mode=0o777)
-    shared.chmod(0o777)
-    where, _ = _stage(project, "classifier", [], **{identity.DIR_ENV: str(shared)})
-    assert where == "process" and not list(shared.iterdir())
-    digests = _digests(project)
-    for name in ("original", "grey", "fog"):
-        key = f"data/embeddings/smoke/sample/{name}.parquet"
-        assert digests[key] == reference[key]
 
 
 def test_the_worker_key_covers_code_model_and_device(monkeypatch: pytest.MonkeyPatch) -> None:
