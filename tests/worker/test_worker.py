@@ -82,26 +82,29 @@ def _digests(project: Path) -> dict[str, str]:
             for p in sorted((project / folder).rglob("*")) if p.is_file()}
 
 
+#: Runs each stage command given as a JSON argument list, as `python -m cliprobe.stages` does
+#: without a worker, in one fresh process (one torch import for all of them).
+RUN_STAGES = (
+    "import json, sys\n"
+    "from cliprobe.stages import run_stage\n"
+    "for command in sys.argv[1:]:\n"
+    "    stage, *argv = json.loads(command)\n"
+    "    if run_stage(stage, argv):\n"
+    "        sys.exit(f'{stage} {argv} failed')\n"
+)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Every cell stage run as its own process runs it (run_stage: what `python -m
-    cliprobe.stages` does without a worker), in this process to spare a torch import per
-    stage: the bytes to match."""
-    from cliprobe.stages import run_stage
-
+    """Every cell stage run without a worker, in a fresh process of its own (not this test
+    process: earlier tests may have changed torch's settings): the bytes to match."""
     project = _project(tmp_path_factory.mktemp("reference") / "project")
-    previous, offline = Path.cwd(), os.environ.get("CLIPROBE_OFFLINE")
-    os.chdir(project)  # stages read and write relative to the project
-    os.environ["CLIPROBE_OFFLINE"] = "1"
-    try:
-        for stage, args in [*CELL_STAGES, ZOOM]:
-            assert run_stage(stage, ["--params", _spec(stage, args), *CELL, *args]) == 0
-    finally:
-        os.chdir(previous)
-        if offline is None:
-            os.environ.pop("CLIPROBE_OFFLINE", None)
-        else:
-            os.environ["CLIPROBE_OFFLINE"] = offline
+    commands = [json.dumps([stage, "--params", _spec(stage, args), *CELL, *args])
+                for stage, args in [*CELL_STAGES, ZOOM]]
+    done = subprocess.run([sys.executable, "-c", RUN_STAGES, *commands], cwd=project,
+                          env=_env(project, CLIPROBE_WORKER="0"), capture_output=True,
+                          text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr
     return _digests(project)
 
 
