@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -12,9 +14,9 @@ from cliprobe.cli import app
 from cliprobe.worker.control import list_workers, stop_workers
 
 
-def test_workers_are_listed_and_stopped(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    folder = tmp_path / "w"
-    folder.mkdir(mode=0o700)
+def test_workers_are_listed_and_stopped(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # short: a socket path in it must fit Linux's 107 bytes (pytest-xdist's tmp_path does not)
+    folder = Path(tempfile.mkdtemp(prefix="cw-"))
     monkeypatch.setenv("CLIPROBE_WORKER_DIR", str(folder))
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
                                start_new_session=True)
@@ -30,3 +32,4 @@ def test_workers_are_listed_and_stopped(tmp_path: Path, monkeypatch) -> None:  #
         assert stop_workers(folder) == 0
     finally:
         sleeper.kill()
+        shutil.rmtree(folder, ignore_errors=True)
