@@ -24,12 +24,19 @@ TIMES_ENV = "CLIPROBE_STAGE_TIMES"
 
 
 def _process_start() -> float:
-    """When this process started (wall clock), interpreter start-up included where known."""
-    try:
-        import psutil
+    """When this process started (wall clock), interpreter start-up included where known.
 
-        return float(psutil.Process().create_time())
-    except Exception:
+    On Linux from ``/proc/self/stat`` and the time since boot, to the clock tick (10 ms).
+    Not psutil's ``create_time()``: it adds the start to the boot time in whole seconds, and
+    came out 0.78 s early on every process here, which summed over a 200-stage sweep to
+    minutes of "stage time" that DVC had spent.
+    """
+    try:
+        with open("/proc/self/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        since_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+        return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
+    except (OSError, ValueError, IndexError, AttributeError):
         return time.time()
 
 
