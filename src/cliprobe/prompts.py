@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cliprobe.errors import ConfigError, DataError
@@ -97,6 +96,8 @@ def load_descriptions(path: str | Path) -> dict[str, list[str]]:
     if not file.is_file():
         raise DataError(f"descriptions file {file} does not exist; give a CSV with columns "
                         "label,description")
+    import pandas as pd  # lazily: the params schema, read by every stage, imports this module
+
     frame = pd.read_csv(file, dtype=str, keep_default_na=False)
     missing = {"label", "description"} - set(frame.columns)
     if missing:

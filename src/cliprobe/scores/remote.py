@@ -17,8 +17,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from cliprobe.images import ImageSkipped, load_rgb
-from cliprobe.metrics import retrieval as rm
 from cliprobe.retrieval.remote_knn import KnnClient, KnnServiceConfig, download_images
 from cliprobe.scores.estimates import Estimator
 
@@ -39,6 +37,8 @@ def embed_files_with(model: Any, preprocess: Callable[[Any], Any],
                      encode: Callable[[Any], np.ndarray], batch_size: int = 32) -> EmbedFiles:
     """An :data:`EmbedFiles` over a loaded model (images that fail to load are left out)."""
     import torch
+
+    from cliprobe.images import ImageSkipped, load_rgb
 
     def embed(paths: list[Path]) -> tuple[np.ndarray, list[int]]:
         tensors, kept = [], []
@@ -68,6 +68,8 @@ def remote_scores(
     client: KnnClient | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metrics, facts) of seed 001's score against the remote index."""
+    from cliprobe.metrics import retrieval as rm  # here: the params schema imports this module
+
     client = client or KnnClient(config)
     results = client.query_many(query_vectors)
     urls = [r["url"] for rows in results for r in rows if r.get("url")]
