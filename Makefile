@@ -32,7 +32,7 @@ repro: $(STAMP)  ## compose conf/ (+ OVERRIDES) into params.yaml, validate, then
 	$(BIN)/dvc repro
 
 test: $(STAMP) browser  ## lint, then every test (unit + end-to-end DVC pipeline + browser)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks hydra_plugins
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 browser:  ## Debian's chromium for the report's browser test (installed when missing and root)
@@ -41,7 +41,7 @@ browser:  ## Debian's chromium for the report's browser test (installed when mis
 	  >/dev/null 2>&1; } || echo "chromium is unavailable: the report's browser test will be skipped"
 
 lint: $(STAMP)  ## ruff only
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks hydra_plugins
 
 bench: $(STAMP)  ## the throughput benchmarks (by hand, minutes; needs ../shared/data)
 	$(BIN)/python benchmarks/embed_throughput.py

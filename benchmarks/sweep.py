@@ -7,10 +7,13 @@
 Sides, each in a fresh throw-away copy of this project (cliprobe.devtools), random weights:
   one process  every stage command of the pipeline, in DVC's order, run in ONE
                Python process that loads the model once: the limit, with no price per cell;
-  dvc repro    the real pipeline, with warm model workers (the default);
+  dvc repro    the real pipeline, with warm model workers (the default), the cells' stages in
+               the 16 sub-pipelines pipelines/cells-*/dvc.yaml;
+  one file     the same with every cell's stages back in dvc.yaml (one dvc.lock: the layout
+               before pipelines/), unless --skip-one-file;
   no worker    the real pipeline with CLIPROBE_WORKER=0 (every stage in its own process: how
                sweeps ran before), unless --skip-no-worker.
-Then a no-op `dvc repro` of the swept project (best of --repeats), and DVC's own share of the
+Then a no-op `dvc repro` of each swept project (best of --repeats), and DVC's own share of each
 full run: wall time minus the stage commands' time (each command logs its start, interpreter
 start-up included, and end through CLIPROBE_STAGE_TIMES).
 
@@ -31,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from _shared import IMAGENET_SAMPLE, machine  # benchmarks/_shared.py
+from cliprobe.config.cell_shards import cell_shards, shard_pipeline
 from cliprobe.config.compose import compose_params, to_yaml
 from cliprobe.devtools import make_project, repro
 from cliprobe.manipulations.sweeps import imagenet_c_sweep
@@ -55,8 +59,33 @@ def sweep_project(root: Path, data: Path, images: int, cells: int, arch: str) ->
     every = list(imagenet_c_sweep())  # 19 corruptions x severities 1-5
     chosen = [every[round((i + 0.5) * len(every) / cells - 0.5)] for i in range(cells)]
     composed["manipulation"] = {k: v for k, v in composed["manipulation"].items() if k in chosen}
+    composed["cell_shards"] = cell_shards(composed["manipulation"])  # as composition would
     (project / "params.yaml").write_text(to_yaml(composed))
     return project
+
+
+def one_file_layout(project: Path) -> None:
+    """Put the cells' stages back into the project's dvc.yaml (one lock file for all)."""
+    import shutil
+
+    import yaml
+
+    pipeline = yaml.safe_load((project / "dvc.yaml").read_text())
+    cells = yaml.safe_load(shard_pipeline(0))["stages"]
+    for stage in cells.values():
+        stage.pop("wdir")
+        stage["matrix"]["manipulation"] = "${manipulation}"
+    pipeline["stages"].update(cells)
+    (project / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False, width=1000))
+    shutil.rmtree(project / "pipelines")
+
+
+def lock_lines(project: Path) -> tuple[int, int]:
+    """(lines of all the project's dvc.lock files, lines of the largest)."""
+    counts = [lock.read_text().count("\n") for lock in
+              [project / "dvc.lock", *(project / "pipelines").glob("*/dvc.lock")]
+              if lock.is_file()]
+    return sum(counts), max(counts)
 
 
 def stage_commands(project: Path) -> list[str]:
@@ -122,13 +151,16 @@ def main() -> None:
     parse.add_argument("--data", type=Path, default=IMAGENET_SAMPLE)
     parse.add_argument("--repeats", type=int, default=3, help="no-op runs (best is shown)")
     parse.add_argument("--skip-no-worker", action="store_true",
-                       help="skip the third side (every stage in its own process)")
+                       help="skip the side with every stage in its own process")
+    parse.add_argument("--skip-one-file", action="store_true",
+                       help="skip the side with every cell's stages in dvc.yaml")
     parse.add_argument("--keep", type=Path, default=None,
                        help="move the swept project here afterwards (to time more no-ops)")
     args = parse.parse_args()
     print(machine())
     print(f"{args.arch} (random weights), first {args.images} images of {args.data.name}, "
           f"{args.cells} of the 95 ImageNet-C cells")
+    runs: list[tuple[str, int, float, float, list[float], tuple[int, int]]] = []
     with tempfile.TemporaryDirectory(prefix="cliprobe-sweep-") as tmp:
         root = Path(tmp)
         workers = root / "w"
@@ -138,37 +170,48 @@ def main() -> None:
             one = sweep_project(root / "one", args.data, args.images, args.cells, args.arch)
             commands = stage_commands(one)
             limit = run_in_one_process(one, commands)
-            print(f"one process: {len(commands)} stage commands in {limit:.1f} s")
+            print(f"one process: {len(commands)} stage commands in {limit:.1f} s", flush=True)
 
-            dvc = sweep_project(root / "dvc", args.data, args.images, args.cells, args.arch)
-            stages, wall, inside = full_repro(dvc)
-            print(f"dvc repro:   {stages} stages in {wall:.1f} s "
-                  f"(stage commands {inside:.1f} s, DVC {wall - inside:.1f} s)")
-            sides = [("dvc repro, warm workers", wall)]
+            sides = [("dvc repro, 16 cell files", "dvc", {}, False)]
+            if not args.skip_one_file:
+                sides.append(("dvc repro, one dvc.yaml", "single", {}, True))
             if not args.skip_no_worker:
-                old = sweep_project(root / "old", args.data, args.images, args.cells, args.arch)
-                _, old_wall, _ = full_repro(old, CLIPROBE_WORKER="0")
-                print(f"no worker:   {stages} stages in {old_wall:.1f} s")
-                sides.append(("dvc repro, no worker", old_wall))
-            noops = [repro(dvc)[1] for _ in range(args.repeats)]
-            lock_lines = (dvc / "dvc.lock").read_text().count("\n")
-            if args.keep is not None:
-                import shutil
+                sides.append(("dvc repro, no worker", "old", {"CLIPROBE_WORKER": "0"}, False))
+            for name, folder, env, single in sides:
+                project = sweep_project(root / folder, args.data, args.images, args.cells,
+                                        args.arch)
+                if single:
+                    one_file_layout(project)
+                stages, wall, inside = full_repro(project, **env)
+                print(f"{name}: {stages} stages in {wall:.1f} s (stage commands "
+                      f"{inside:.1f} s, DVC {wall - inside:.1f} s)", flush=True)
+                noops = [repro(project)[1] for _ in range(args.repeats)]
+                runs.append((name, stages, wall, inside, noops, lock_lines(project)))
+                if folder == "dvc" and args.keep is not None:
+                    import shutil
 
-                shutil.move(str(dvc), str(args.keep))
+                    shutil.copytree(project, args.keep, symlinks=True)
         finally:
             from cliprobe.worker.control import stop_workers
 
             stop_workers(workers)
     print()
-    for name, seconds in sides:
-        print(f"{name:26s} / one process: {seconds:7.1f} / {limit:.1f} s = "
-              f"{seconds / limit:.2f} (target <= 1.5)")
-    share = (wall - inside) / wall
-    print(f"DVC outside stage commands: {wall - inside:.1f} of {wall:.1f} s = {share:.1%} "
-          "(target <= 10%)")
-    print(f"no-op dvc repro, {stages} stages: best {min(noops):.2f} s of {len(noops)} "
-          f"({', '.join(f'{t:.2f}' for t in noops)}; target < 3 s); dvc.lock {lock_lines} lines")
+    for name, stages, wall, inside, noops, (lines, largest) in runs:
+        print(f"{name}:")
+        print(f"  full run / one process: {wall:7.1f} / {limit:.1f} s = {wall / limit:.2f} "
+              "(target <= 1.5)")
+        print(f"  DVC outside stage commands: {wall - inside:.1f} of {wall:.1f} s = "
+              f"{(wall - inside) / wall:.1%} (target <= 10%); per stage "
+              f"{(wall - inside) / stages:.2f} s")
+        print(f"  no-op dvc repro, {stages} stages: best {min(noops):.2f} s of {len(noops)} "
+              f"({', '.join(f'{t:.2f}' for t in noops)}; target < 3 s)")
+        print(f"  dvc.lock files: {lines} lines, the largest {largest}")
+    if len(runs) > 1 and runs[1][0].endswith("one dvc.yaml"):
+        (_, _, wall16, in16, noop16, _), (_, _, wall1, in1, noop1, _) = runs[0], runs[1]
+        print(f"16 cell files vs one dvc.yaml: full run {wall16:.1f} / {wall1:.1f} s = "
+              f"{wall16 / wall1:.2f}; DVC's own time {wall16 - in16:.1f} / {wall1 - in1:.1f} s "
+              f"= {(wall16 - in16) / (wall1 - in1):.2f}; no-op {min(noop16):.2f} / "
+              f"{min(noop1):.2f} s = {min(noop16) / min(noop1):.2f}")
     print(machine(load_only=True))
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from cliprobe import paths
+from cliprobe.config.cell_shards import cell_shards
 from cliprobe.config.compose import compose_params, to_yaml
 from cliprobe.config.loading import validate_params
 from cliprobe.manipulations.corruptions import ALL_CORRUPTIONS, IMAGENET_C_CORRUPTIONS
@@ -125,6 +126,7 @@ def write_tree(root: Path, overrides: list[str],
                                 *overrides])
     if extra:
         raw["manipulation"] = {**extra, **raw["manipulation"]}
+        raw["cell_shards"] = cell_shards(raw["manipulation"])  # as composition would
     params = validate_params(raw)
     (root / "params.yaml").write_text(to_yaml(raw))
     recall_k = params.retrieval.recall_k

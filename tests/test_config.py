@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
+from cliprobe.config.cell_shards import stage_definitions
 from cliprobe.config.compose import compose_params, to_yaml
 from cliprobe.config.loading import validate_params
 from cliprobe.errors import ConfigError
@@ -109,7 +109,7 @@ def test_conf_holds_no_machine_or_time_dependent_interpolation() -> None:
 def test_dvc_yaml_paths_match_paths_module(repo: Path) -> None:
     from cliprobe import paths
 
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    stages = stage_definitions(repo)
     item = {"${item.model}": "M", "${item.dataset}": "D", "${item.manipulation}": "X"}
 
     def fill(text: str) -> str:

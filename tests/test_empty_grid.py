@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from cliprobe.config.cell_shards import N_SHARDS, shard_key, shard_pipeline_path
 from cliprobe.config.compose import compose_params
 from cliprobe.config.loading import validate_params
 
@@ -14,5 +15,7 @@ def test_no_manipulation_still_names_the_group(repo: Path) -> None:
     params = compose_params(repo / "conf", ["model=smoke", "manipulation=[]"])
     assert params["manipulation"] == {}
     validate_params(params)
-    # dvc.yaml's matrix reads ${manipulation}: the key must exist even when empty
-    assert "${manipulation}" in yaml.safe_load((repo / "dvc.yaml").read_text()).__repr__()
+    # the cells' matrices read ${cell_shards.<k>}: every key must exist, even when empty
+    assert params["cell_shards"] == {shard_key(i): [] for i in range(N_SHARDS)}
+    cells = yaml.safe_load((repo / shard_pipeline_path(0)).read_text())["stages"]
+    assert cells["manipulate"]["matrix"]["manipulation"] == "${cell_shards.s00}"

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from cliprobe.config.compose import compose_params, to_yaml
 
-RAN = re.compile(r"Running stage '([^']+)'")
-PROJECT_FILES = ("conf", "src", "dvc.yaml", ".dvcignore", ".gitignore")
+#: A stage DVC ran, by its name (a sub-pipeline's stage without its ``pipelines/.../dvc.yaml:``).
+RAN = re.compile(r"Running stage '(?:[^':]*dvc\.yaml:)?([^']+)'")
+PROJECT_FILES = ("conf", "src", "dvc.yaml", "pipelines", "hydra_plugins", ".dvcignore",
+                 ".gitignore")
 
 
 def repo_root() -> Path:
@@ -36,13 +38,14 @@ def run(args: list[str], cwd: Path, check: bool = True) -> str:
 
 
 def make_project(root: Path, source: Path | None = None) -> Path:
-    """Copy conf/, src/ and dvc.yaml into ``root`` and make it a git + DVC repository."""
+    """Copy conf/, src/ and the pipeline files into ``root``; make it a git + DVC repository."""
     source = source or repo_root()
     root.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         path = source / name
         if path.is_dir():
-            shutil.copytree(path, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            ignore = shutil.ignore_patterns("__pycache__", "dvc.lock")  # a fresh pipeline
+            shutil.copytree(path, root / name, ignore=ignore)
         else:
             shutil.copy(path, root / name)
     run(["git", "init", "-q"], root)

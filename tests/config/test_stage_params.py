@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
+from cliprobe.config.cell_shards import stage_definitions
 from cliprobe.config.compose import compose_params, to_yaml
 from cliprobe.config.loading import validate_params
 from cliprobe.config.stage_params import (
@@ -40,7 +40,7 @@ def _specs(repo: Path, overrides: list[str]) -> dict[str, dict]:
 
 
 def test_dvc_yaml_declares_what_each_stage_reads_and_runs(repo: Path) -> None:
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    stages = stage_definitions(repo)  # dvc.yaml's and the cells' (pipelines/cells-*/dvc.yaml)
     assert set(STAGES) | {"split_params", "scan"} == set(stages)
     assert stages.pop("scan")["always_changed"]  # reads only the dataset section, always runs
     split_stage = stages.pop("split_params")

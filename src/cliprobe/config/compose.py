@@ -25,6 +25,9 @@ def compose_params(
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from cliprobe.config.cell_shards import register_resolver
+
+    register_resolver()  # conf/config.yaml's cell_shards (DVC's compose: hydra_plugins/)
     conf = Path(config_dir).resolve()
     if not conf.is_dir():
         raise ConfigError(f"config folder {conf} does not exist")

@@ -65,4 +65,18 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     raw = yaml.safe_load(params_path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{params_path} must hold a mapping of parameters")
-    return validate_params(raw)
+    params = validate_params(raw)
+    check_cell_shards(params, params_path)
+    return params
+
+
+def check_cell_shards(params: Params, params_path: Path) -> None:
+    """Refuse a params file whose ``cell_shards`` (which DVC reads to make the cells' stages)
+    does not hold exactly its manipulations: a cell left out would silently get no stage."""
+    from cliprobe.config.cell_shards import cell_shards
+
+    if params.cell_shards is not None and params.cell_shards != cell_shards(params.manipulation):
+        raise ConfigError(
+            f"{params_path}: cell_shards does not match the selected manipulations, so some "
+            "cells would have no DVC stage (was it edited by hand?); compose it from conf/ "
+            "(`cliprobe compose ...`, `make repro` or `dvc exp run -S ...`)")

@@ -784,6 +784,9 @@ class Params(StrictModel):
     zeroshot: ZeroshotConfig = ZeroshotConfig()
     saliency: SaliencyConfig = SaliencyConfig()
     proximity: ProximityConfig = ProximityConfig()
+    cell_shards: dict[str, list[str]] | None = Field(
+        default=None, description="which pipelines/cells-<k>/dvc.yaml holds each manipulation "
+        "(computed at composition; load_params checks it against the manipulations)")
 
     @model_validator(mode="after")
     def _saliency_cells_are_selected(self) -> Params:
