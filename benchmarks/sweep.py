@@ -186,6 +186,8 @@ def main() -> None:
                 print(f"{name}: {stages} stages in {wall:.1f} s (stage commands "
                       f"{inside:.1f} s, DVC {wall - inside:.1f} s)", flush=True)
                 noops = [repro(project)[1] for _ in range(args.repeats)]
+                print(f"{name}: no-op dvc repro best {min(noops):.2f} s of {len(noops)}",
+                      flush=True)
                 runs.append((name, stages, wall, inside, noops, lock_lines(project)))
                 if folder == "dvc" and args.keep is not None:
                     import shutil
