@@ -32,10 +32,11 @@ def bf16_hint(model: str, precision: str, device: str, cpuinfo: Path = CPUINFO) 
     hardware = cpu_bf16(cpuinfo)
     if device != "cpu" or precision != "fp32" or hardware is None:
         return None
-    # AMX's bf16 tiles gave ~5x (issue 15); AVX512-BF16 alone gave 0.6-1.7x on a shared
-    # AMD EPYC: promise speed only where it was measured, and say how to measure it elsewhere
+    # AMX's bf16 tiles gave ~5x (issue 15); AVX512-BF16 alone, whose bf16 dot products do
+    # twice the work of fp32 FMAs, gave the bare encoder 2.09x and the embed stage 1.91x on a
+    # quiet 2-core AMD EPYC (benchmarks/precision.py)
     speed = ("several times faster" if hardware == "AMX-BF16"
-             else "possibly faster (measure it: benchmarks/precision.py)")
+             else "about twice as fast (measure it: benchmarks/precision.py)")
     return (f"this CPU has {hardware}: `-S model.{model}.precision=bf16` runs the model's "
             f"weights in bf16, {speed}, with embeddings within cosine 0.999 of fp32 "
             "(README \"Precision\")")
