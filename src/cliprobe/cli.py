@@ -167,6 +167,19 @@ def workers(
     typer.echo(f"{len(running)} workers in {folder}")
 
 
+@app.command("prune-lock")
+def prune_lock(
+    root: Annotated[Path, typer.Option(help="the project's folder")] = Path("."),
+) -> None:
+    """Drop dvc.lock's entries of stages dvc.yaml no longer defines (the cells' stages of a
+    project that ran before they moved to pipelines/cells-*/dvc.yaml)."""
+    from cliprobe.config.cell_shards import prune_root_lock
+
+    stale = prune_root_lock(root)
+    typer.echo(f"removed {len(stale)} stale entries from {root / 'dvc.lock'}"
+               + (f" ({stale[0]}, ...)" if stale else ""))
+
+
 def split_labels(argv: list[str], images: list[Path], labels: list[str]) -> tuple[
         list[Path], list[str]]:
     """Allow ``--labels egg cat`` before or after the images.

@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cliprobe.config.cell_shards import (
     N_SHARDS,
     PIPELINES_DIR,
     cell_shards,
+    prune_root_lock,
     shard_of,
     shard_pipeline,
     shard_pipeline_path,
@@ -69,3 +71,19 @@ def test_dvcs_own_composition_fills_the_shards_through_the_hydra_plugin(
                    check=True, cwd=tmp_path, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     composed = json.loads(out.read_text())
     assert composed["cell_shards"] == cell_shards(["blurred", "grey"])
+
+
+def test_a_lock_from_before_the_sub_pipelines_loses_only_the_cells_entries(
+        repo: Path, tmp_path: Path) -> None:
+    (tmp_path / "dvc.yaml").write_text((repo / "dvc.yaml").read_text())
+    entry = "    cmd: python -m cliprobe.stages x\n"
+    names = ["scan", "embed@smoke-sample", "manipulate@smoke-sample-grey",
+             "score_original@smoke-sample", "score@smoke-sample-grey", "aggregate"]
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n" + "".join(f"  {name}:\n{entry}" for name in names))
+    assert prune_root_lock(tmp_path) == ["manipulate@smoke-sample-grey",
+                                         "score@smoke-sample-grey"]
+    kept = yaml.safe_load((tmp_path / "dvc.lock").read_text())["stages"]
+    assert list(kept) == ["scan", "embed@smoke-sample", "score_original@smoke-sample",
+                          "aggregate"]
+    assert prune_root_lock(tmp_path) == []
