@@ -13,8 +13,8 @@ removing or changing one manipulation never moves another one's stages (their lo
 and so their cache, stay where they are). The assignment reaches DVC through params.yaml's
 ``cell_shards`` section, computed at composition by the OmegaConf resolver
 ``cliprobe.cell_shards`` (registered by ``cliprobe compose`` and, for ``dvc exp run``, by the
-Hydra plugin in ``hydra_plugins/``); :class:`cliprobe.config.schema.Params` refuses a
-params.yaml whose ``cell_shards`` does not match its manipulations.
+Hydra plugin in ``hydra_plugins/``); :func:`cliprobe.config.loading.load_params` refuses
+a params.yaml whose ``cell_shards`` does not match its manipulations.
 
 The sub-pipeline files are generated from :data:`CELL_STAGES` (``python -m
 cliprobe.config.cell_shards`` rewrites them; a test checks they are up to date).
